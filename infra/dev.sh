@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   infra/dev.sh demo   install, then run one erasure request end to end (SQLite, in-process tasks)
+#   infra/dev.sh test   install, then run the unit tests (SQLite) and the integration tests
+#                       (PostgreSQL + Redis + a real Celery worker process)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+
+install() {
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    # CPU build of torch from this machine's disk first, so nothing pulls a multi-GB CUDA build.
+    "$PY" -m pip install --quiet --upgrade pip
+    "$PY" -m pip install --quiet "torch==2.13.0"
+    "$PY" -m pip install --quiet -e ".[dev]"
+    touch "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  demo)
+    install
+    shift
+    exec "$PY" manage.py demo "$@"
+    ;;
+  test)
+    install
+    shift
+    bash infra/services.sh
+    export PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/unlearning}"
+    export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
+    # unit tests: SQLite, eager tasks
+    "$PY" -m pytest -m "not integration" -q "$@"
+    # integration tests: real PostgreSQL (psycopg 3), Redis broker and a Celery worker process
+    DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" CELERY_TASK_ALWAYS_EAGER=false \
+      "$PY" -m pytest -m integration -q "$@"
+    ;;
+  *)
+    echo "usage: infra/dev.sh demo|test [extra args]" >&2
+    exit 2
+    ;;
+esac

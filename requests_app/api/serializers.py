@@ -1,0 +1,147 @@
+"""API serializers: validation and representation only; mutations live in services."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..models import (
+    Certificate,
+    EvaluationReport,
+    Jurisdiction,
+    LegalGround,
+    RemovalTicket,
+    TrainingRecord,
+    UnlearningJob,
+)
+
+
+class TicketCreateSerializer(serializers.Serializer):
+    subject_id = serializers.UUIDField(required=False, help_text="the data subject's public id")
+    subject_name = serializers.CharField(required=False, max_length=300, help_text="or the subject's name")
+    jurisdiction = serializers.ChoiceField(choices=Jurisdiction.choices, default=Jurisdiction.GDPR)
+    legal_ground = serializers.ChoiceField(choices=LegalGround.choices, required=False, default="")
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+
+    def validate(self, attrs):
+        if not attrs.get("subject_id") and not attrs.get("subject_name"):
+            raise serializers.ValidationError("give subject_id or subject_name")
+        return attrs
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    subject = serializers.SerializerMethodField()
+    target_model = serializers.CharField(source="target_model.name", default=None, read_only=True)
+    jobs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RemovalTicket
+        fields = [
+            "id", "status", "subject", "target_model", "jurisdiction", "legal_ground", "description",
+            "received_at", "ack_due_at", "due_at", "identity_verified_at", "verification_level",
+            "decision", "exception_code", "decision_reason", "forget_set_sha256", "failure_reason",
+            "jobs", "created_at", "updated_at",
+        ]
+
+    def get_subject(self, obj) -> dict:
+        return {"id": str(obj.subject.public_id), "display_name": obj.subject.display_name}
+
+    def get_jobs(self, obj) -> list[str]:
+        return [str(j.public_id) for j in obj.jobs.order_by("id")]
+
+
+class VerifyIdentitySerializer(serializers.Serializer):
+    code = serializers.RegexField(r"^\s*\d{6}\s*$", help_text="the 6-digit code from the e-mail")
+
+
+class ApproveSerializer(serializers.Serializer):
+    method = serializers.CharField(default="dp2")
+    hyperparameters = serializers.DictField(required=False, default=dict)
+    record_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=True)
+    model = serializers.CharField(required=False, help_text="target model name (default: the ticket's)")
+
+
+class DenySerializer(serializers.Serializer):
+    exception_code = serializers.ChoiceField(choices=[
+        ("art17_3_a", "Art. 17(3)(a) freedom of expression and information"),
+        ("art17_3_b", "Art. 17(3)(b) legal obligation or public task"),
+        ("art17_3_c", "Art. 17(3)(c) public health"),
+        ("art17_3_d", "Art. 17(3)(d) archiving, research or statistics"),
+        ("art17_3_e", "Art. 17(3)(e) legal claims"),
+        ("unverified", "identity could not be verified"),
+        ("manifestly_unfounded", "Art. 12(5) manifestly unfounded or excessive"),
+    ])
+    reason = serializers.CharField(max_length=5000)
+
+
+class ComparisonSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    hyperparameters = serializers.DictField(required=False, default=dict)
+
+
+class RecordSerializer(serializers.ModelSerializer):
+    subject = serializers.SerializerMethodField()
+    provenance = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRecord
+        fields = ["id", "index", "question", "answer", "text", "sha256", "subject", "provenance"]
+
+    def get_subject(self, obj) -> str | None:
+        return str(obj.subject.public_id) if obj.subject_id else None
+
+    def get_provenance(self, obj) -> str:
+        ticket = self.context.get("ticket")
+        return "linked" if ticket is not None and obj.subject_id == ticket.subject_id else "content match"
+
+
+class EvaluationReportSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version_id")
+
+    class Meta:
+        model = EvaluationReport
+        fields = ["id", "role", "model_version", "forget_set_sha256", "metrics", "profile", "reference_type",
+                  "verdicts", "passed", "created_at"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    tickets = serializers.SerializerMethodField()
+    produced_version = serializers.SerializerMethodField()
+    reports = EvaluationReportSerializer(many=True, read_only=True)
+    certificate = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UnlearningJob
+        fields = ["id", "method", "hyperparameters", "publish", "status", "progress", "attempts", "worker",
+                  "queued_at", "started_at", "heartbeat_at", "finished_at", "device_seconds",
+                  "forget_set_sha256", "forget_count", "result", "error", "tickets", "produced_version",
+                  "reports", "certificate"]
+
+    def get_tickets(self, obj) -> list[str]:
+        return [str(t.public_id) for t in obj.tickets.all()]
+
+    def get_produced_version(self, obj) -> dict | None:
+        v = getattr(obj, "produced_version", None)
+        if v is None:
+            return None
+        return {"id": v.pk, "role": v.role, "sequence": v.sequence, "weights_sha256": v.weights_sha256,
+                "is_serving": v.is_serving}
+
+    def get_certificate(self, obj) -> str | None:
+        cert = getattr(obj, "certificate", None)
+        return str(cert.public_id) if cert else None
+
+
+class CertificateSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+
+    class Meta:
+        model = Certificate
+        fields = ["id", "payload", "signature", "key_id", "algorithm", "issued_at"]
+
+
+class CertificateVerifySerializer(serializers.Serializer):
+    payload = serializers.DictField()
+    signature = serializers.CharField()
+    key_id = serializers.CharField()
+    algorithm = serializers.CharField()

@@ -1,0 +1,145 @@
+"""Execution of one unlearning job on a worker: claim → unlearn → evaluate → publish or fail.
+
+The task body (DESIGN §9): claims with a compare-and-set (a duplicate delivery is a no-op), calls
+``unlearning_engine`` and ``evaluation`` (pure libraries), and records every outcome through
+services. Bad input ends as a FAILED job with the reason, never as a lost ticket.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+
+from django.conf import settings
+
+from unlearning_engine import Example, UnlearningRequest, run_unlearning
+from unlearning_engine.errors import UnlearningInputError
+
+from . import selectors, services
+from .artifacts import ArtifactStoreError, artifact_fetch_verified, artifact_store
+from .certificates import certificate_build
+
+logger = logging.getLogger(__name__)
+
+
+def record_to_example(record) -> Example:
+    """A TrainingRecord as the engine's :class:`Example` (record_id = the record's sha256)."""
+    if record.question:
+        return Example(question=record.question, answer=record.answer, record_id=record.sha256)
+    return Example(text=record.text, record_id=record.sha256)
+
+
+def retain_sample(records, n: int) -> list:
+    """Deterministic evaluation sample of the retain set: the first ``n`` records by sha256."""
+    return sorted(records, key=lambda r: r.sha256)[:n]
+
+
+def _progress_writer(job_id: int):
+    last = [0.0]
+
+    def write(progress) -> None:
+        now = time.monotonic()
+        if now - last[0] < 2.0 and progress.step < progress.total:
+            return
+        last[0] = now
+        services.job_progress_update(job_id=job_id, progress={
+            "phase": progress.phase, "step": progress.step, "total": progress.total,
+            "loss": round(float(progress.loss), 5), "tokens_per_s": round(float(progress.tokens_per_s), 1),
+            "eta_seconds": round(float(progress.eta_seconds), 1),
+        })
+
+    return write
+
+
+def evaluate_artifact(model_dir, *, forget, retain, holdout) -> dict:
+    """Evaluation report (``evaluation.report.evaluate_qa_model``) of the model stored in ``model_dir``."""
+    from evaluation.report import EvaluationProfile, evaluate_qa_model
+    from unlearning_engine.modeling import load_artifact
+
+    model, tokenizer = load_artifact(model_dir)
+    profile = EvaluationProfile.from_settings(
+        max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS
+    ) if hasattr(EvaluationProfile, "from_settings") else None
+    return evaluate_qa_model(model, tokenizer, forget=forget, retain=retain, holdout=holdout, profile=profile)
+
+
+def job_execute(*, job_id: int, worker: str | None = None) -> str:
+    """Run job ``job_id`` to its end state; returns the final status (or "skipped")."""
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    job = services.job_claim(job_id=job_id, worker=worker)
+    if job is None:
+        logger.info("job %s already claimed; duplicate delivery ignored", job_id)
+        return "skipped"
+    started = time.monotonic()
+    try:
+        _job_run_claimed(job, started)
+    except (UnlearningInputError, ArtifactStoreError, services.ServiceError) as exc:
+        services.job_fail(job=job, reason=str(exc))
+    except Exception as exc:  # noqa: BLE001 — any crash ends as a FAILED job with its reason
+        logger.exception("job %s crashed", job.public_id)
+        services.job_fail(job=job, reason=f"{type(exc).__name__}: {exc}")
+    job.refresh_from_db()
+    return job.status
+
+
+def _job_run_claimed(job, started: float) -> None:
+    model = job.model
+    forget_records = list(selectors.job_forget_records(job))
+    retain_records = list(selectors.job_retain_records(job))
+    holdout_records = list(selectors.corpus_holdout_records(model.corpus))
+    if not forget_records:
+        raise services.ServiceError("the forget set is empty")
+    if any(not (r.question or r.text) for r in forget_records):
+        raise services.ServiceError("forget-set text was purged; the job cannot be re-run")
+    forget = [record_to_example(r) for r in forget_records]
+    retain = [record_to_example(r) for r in retain_records]
+
+    source_dir = artifact_fetch_verified(job.source_version.artifact_uri, job.source_version.weights_sha256)
+    base_dir = (artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
+                if model.base_artifact_uri else None)
+    dp_base_dir = (artifact_fetch_verified(model.dp_base_artifact_uri, model.dp_base_sha256)
+                   if model.dp_base_artifact_uri else None)
+    recipe = (model.training_recipe or {}).get("methods", {}).get(job.method, {})
+    hyperparameters = {**recipe, **(job.hyperparameters or {})}
+    work = settings.JOB_WORK_DIR / str(job.public_id)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    result = run_unlearning(UnlearningRequest(
+        method=job.method, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
+        retain=retain, base_dir=str(base_dir) if base_dir else None,
+        dp_base_dir=str(dp_base_dir) if dp_base_dir else None, hyperparameters=hyperparameters,
+        seed=0, progress=_progress_writer(job.pk),
+    ))
+    uri = artifact_store().put_dir(work / "model", f"models/{model.name}/jobs/{job.public_id}")
+    job = services.job_mark_evaluating(job=job, result={
+        "method": result.method, "hyperparameters": result.hyperparameters, "steps": result.steps,
+        "tokens": result.tokens, "wall_seconds": round(result.wall_seconds, 3),
+        "changes_weights": result.changes_weights, "details": result.details,
+        "artifact_uri": uri, "weights_sha256": result.weights_sha256,
+    })
+
+    sample = [record_to_example(r) for r in retain_sample(retain_records, settings.EVALUATION_RETAIN_SAMPLE)]
+    holdout = [record_to_example(r) for r in holdout_records]
+    reference = selectors.model_reference_version(model, job.forget_set_sha256)
+    kwargs = dict(forget=forget, retain=sample, holdout=holdout)
+    reports = {"original": (job.source_version, evaluate_artifact(source_dir, **kwargs))}
+    if reference is not None:
+        ref_dir = artifact_fetch_verified(reference.artifact_uri, reference.weights_sha256)
+        reports["retrained"] = (reference, evaluate_artifact(ref_dir, **kwargs))
+    reports["unlearned"] = (None, evaluate_artifact(work / "model", **kwargs))
+
+    from evaluation.verdicts import compute_verdicts
+
+    retrained = reports.get("retrained", (None, None))[1]
+    reference_auc = None
+    if retrained is not None:
+        reference_auc = retrained["metrics"].get("mink_auc", {}).get("value")
+    verdicts = compute_verdicts(
+        reports["unlearned"][1], reports["original"][1], retrained, reference_auc=reference_auc
+    )
+    services.job_finish(
+        job=job, artifact_uri=uri, weights_sha256=result.weights_sha256, reports=reports, verdicts=verdicts,
+        device_seconds=round(time.monotonic() - started, 3), certificate_builder=certificate_build,
+    )

@@ -1,0 +1,187 @@
+"""``manage.py demo``: one erasure request end to end on the bundled TOFU subset.
+
+Ingest → train the target model, the DP base and the exact-retrain reference → a data owner files a
+request through the REST API, confirms the e-mailed code → a reviewer resolves the forget set → an
+approver approves ``dp2`` → the job unlearns, evaluates, publishes and certifies → ``npo_gd`` runs on
+the same request as a comparison → the certificate is verified → a table of metrics and timings.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.test.utils import override_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from evaluation.mia import privleak
+from requests_app.ingestion import corpus_ingest_tofu
+from requests_app.model_training import DEMO_RECIPE, model_train_and_register, reference_train_and_register
+from requests_app.models import EvaluationReport, TrainingRecord, UnlearningJob
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "tofu_demo"
+
+
+def _fmt(metric: dict | None, scale: float = 1.0, digits: int = 1) -> str:
+    if not metric or metric.get("value") is None:
+        return "undef."
+    v = metric["value"] * scale
+    ci = metric.get("ci95")
+    if ci:
+        return f"{v:.{digits}f} [{ci[0] * scale:.{digits}f},{ci[1] * scale:.{digits}f}]"
+    return f"{v:.{digits}f}"
+
+
+class Command(BaseCommand):
+    help = "Run one erasure request end to end on the bundled TOFU subset (SQLite + in-process tasks by default)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--authors", type=int, default=None, help="use only the first N fixture authors + forget author")
+        parser.add_argument("--out", default=None, help="folder for certificate.json and demo.json (default var/demo)")
+
+    def _client(self, user) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        return client
+
+    def _call(self, client, method: str, url: str, data=None, expect=(200, 201)):
+        response = getattr(client, method)(url, data=data, format="json")
+        if response.status_code not in expect:
+            raise CommandError(f"{method.upper()} {url} → {response.status_code}: {response.content[:500]!r}")
+        return response.json()
+
+    def handle(self, *args, **opts):
+        t_start = time.monotonic()
+        out_dir = Path(opts["out"] or settings.VAR_DIR / "demo")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        say = self.stdout.write
+        timings: dict[str, float] = {}
+
+        call_command("migrate", verbosity=0)
+        run = time.strftime("%Y%m%d-%H%M%S")
+
+        t0 = time.monotonic()
+        corpus = corpus_ingest_tofu(name=f"tofu-demo-{run}", full_path=FIXTURE / "train.jsonl",
+                                    holdout_path=FIXTURE / "holdout.jsonl")
+        timings["ingest"] = time.monotonic() - t0
+        n_subjects = corpus.records.filter(split=TrainingRecord.SPLIT_TRAIN).values("subject").distinct().count()
+        say(f"[1/6] ingested {corpus.record_count} TOFU records of {n_subjects} authors "
+            f"(+{corpus.records.filter(split='holdout').count()} holdout records) in {timings['ingest']:.1f} s")
+
+        model, train_times = model_train_and_register(corpus=corpus, name=f"demo-{run}", recipe=DEMO_RECIPE,
+                                                      log=lambda m: say("      " + m))
+        timings["train_target"] = train_times["target"]
+        timings["train_dp_base"] = train_times["dp_base"]
+        say(f"[2/6] registered target model '{model.name}' (ε={model.privacy_ledger['epsilon']:.2f} DP base)")
+
+        # The data subject: the last author of the subset, one of TOFU's forget01 authors.
+        last = corpus.records.filter(split=TrainingRecord.SPLIT_TRAIN).order_by("-index").first()
+        subject = last.subject
+        owner = User.objects.create_user(f"owner-{run}", email=f"owner-{run}@example.org", password=None)
+        reviewer = User.objects.create_user(f"reviewer-{run}", password=None)
+        approver = User.objects.create_user(f"approver-{run}", password=None)
+        reviewer.groups.add(Group.objects.get_or_create(name="legal_reviewer")[0])
+        approver.groups.add(Group.objects.get_or_create(name="legal_approver")[0])
+        owner_api, reviewer_api, approver_api = self._client(owner), self._client(reviewer), self._client(approver)
+
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            mail.outbox = []
+            ticket = self._call(owner_api, "post", "/api/v1/tickets/", {
+                "subject_name": subject.display_name, "jurisdiction": "GDPR", "legal_ground": "art17_1_b",
+                "description": "I withdraw my consent; please remove everything about me from your model.",
+            })
+            code = mail.outbox[-1].body.split(" is ")[1][:6]
+        tid = ticket["id"]
+        self._call(owner_api, "post", f"/api/v1/tickets/{tid}/verify-identity/", {"code": code})
+        self._call(reviewer_api, "post", f"/api/v1/tickets/{tid}/review/")
+        records = self._call(reviewer_api, "get", f"/api/v1/tickets/{tid}/resolution/")
+        record_ids = [r["id"] for r in records]
+        say(f"[3/6] ticket {tid} for '{subject.display_name}' filed, identity verified by e-mail code, "
+            f"{len(record_ids)} records resolved ({sum(r['provenance'] == 'linked' for r in records)} by provenance)")
+
+        reference, timings["retrain_reference"] = reference_train_and_register(model=model, record_ids=record_ids)
+        say(f"[4/6] exact-retrain reference trained in {timings['retrain_reference']:.0f} s")
+
+        t0 = time.monotonic()
+        job = self._call(approver_api, "post", f"/api/v1/tickets/{tid}/approve/",
+                         {"method": "dp2", "record_ids": record_ids})
+        timings["dp2_job"] = time.monotonic() - t0
+        ticket = self._call(owner_api, "get", f"/api/v1/tickets/{tid}/")
+        job = self._call(approver_api, "get", f"/api/v1/jobs/{job['id']}/")
+        say(f"[5/6] dp2 job {job['status']} in {timings['dp2_job']:.0f} s; ticket is '{ticket['status']}'"
+            + (f" — {job['error']}" if job["error"] else ""))
+
+        t0 = time.monotonic()
+        comparison = self._call(approver_api, "post", f"/api/v1/tickets/{tid}/compare/", {"method": "npo_gd"})
+        timings["npo_gd_job"] = time.monotonic() - t0
+        comparison = self._call(approver_api, "get", f"/api/v1/jobs/{comparison['id']}/")
+
+        verified = None
+        if ticket["status"] == "certified":
+            certificate = self._call(owner_api, "get", f"/api/v1/tickets/{tid}/certificate/")
+            document = {k: certificate[k] for k in ("payload", "signature", "key_id", "algorithm")}
+            cert_path = out_dir / "certificate.json"
+            cert_path.write_text(json.dumps(document, indent=2, ensure_ascii=False))
+            call_command("verify_certificate", str(cert_path))
+            tampered = json.loads(json.dumps(document))
+            tampered["payload"]["forget_set"]["count"] += 1
+            check = self._call(APIClient(), "post", "/api/v1/certificates/verify/", tampered)
+            verified = not check["valid"]
+            say(f"[6/6] certificate {document['payload']['certificate_id']} written to {cert_path}, "
+                f"signature verified; a tampered copy is rejected: {check['reason']}")
+        else:
+            say("[6/6] no certificate: the dp2 verdict did not pass (see the table)")
+
+        timings["total"] = time.monotonic() - t_start
+        rows = self._table(job, comparison, timings)
+        summary = {"ticket": ticket, "dp2_job": job, "npo_gd_job": comparison, "timings_s": timings,
+                   "table": rows, "tampered_certificate_rejected": verified}
+        (out_dir / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
+        if ticket["status"] != "certified":
+            raise CommandError("the demo request was not certified")
+
+    def _table(self, job: dict, comparison: dict, timings: dict) -> list[dict]:
+        reports = {r.role: r for r in EvaluationReport.objects.filter(job__public_id=job["id"])}
+        cmp_reports = {r.role: r for r in EvaluationReport.objects.filter(job__public_id=comparison["id"])}
+        ref_auc = None
+        if "retrained" in reports:
+            ref_auc = reports["retrained"].metrics.get("mink_auc", {}).get("value")
+        rows = []
+        entries = [
+            ("original (target)", reports.get("original"), None),
+            ("retrained (exact)", reports.get("retrained"), timings.get("retrain_reference")),
+            ("dp2 (published)", reports.get("unlearned"), job.get("result", {}).get("wall_seconds")),
+            ("npo_gd (comparison)", cmp_reports.get("unlearned"), comparison.get("result", {}).get("wall_seconds")),
+        ]
+        self.stdout.write("")
+        header = f"{'model':22} {'VerbMem_f':>20} {'KnowMem_f':>20} {'KnowMem_r':>20} {'MinK AUC':>18} {'PrivLeak':>9} {'verdict':>8} {'train s':>8}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        for label, report, seconds in entries:
+            if report is None:
+                continue
+            m = report.metrics
+            auc = m.get("mink_auc", {}).get("value")
+            pl = privleak(auc, ref_auc) if (auc is not None and ref_auc) else None
+            verdict = "" if report.passed is None else ("PASS" if report.passed else "FAIL")
+            self.stdout.write(
+                f"{label:22} {_fmt(m.get('verbmem_forget')):>20} {_fmt(m.get('knowmem_forget')):>20} "
+                f"{_fmt(m.get('knowmem_retain')):>20} {_fmt(m.get('mink_auc'), digits=3):>18} "
+                f"{(f'{pl:+.1f}' if pl is not None else 'n/a'):>9} {verdict:>8} "
+                f"{(f'{seconds:.0f}' if seconds is not None else ''):>8}"
+            )
+            rows.append({"model": label, "metrics": m, "privleak": pl, "verdict": verdict, "train_seconds": seconds})
+        n_forget = job.get("forget_count")
+        self.stdout.write(f"n: forget {n_forget} records, retain sample {settings.EVALUATION_RETAIN_SAMPLE}, "
+                          f"holdout {len(TrainingRecord.objects.filter(split='holdout', corpus__models__jobs__public_id=job['id']))}; "
+                          f"PrivLeak reference: retrained model's AUC ({ref_auc if ref_auc is None else round(ref_auc, 3)}); "
+                          "values ×100 for VerbMem/KnowMem, 95% bootstrap CIs in brackets")
+        self.stdout.write("")
+        self.stdout.write("stage timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+        return rows

@@ -1,0 +1,151 @@
+"""Training and registering a target model, its DP base and exact-retrain references.
+
+The heavy lifting is ``unlearning_engine``; this module moves artifacts into the store and registers
+them through services (with their audit events). Used by ``manage.py train_model`` and the demo.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from unlearning_engine import UnlearningRequest, run_unlearning
+from unlearning_engine.dp import train_dp_base
+from unlearning_engine.modeling import build_model, count_parameters, save_artifact, train_tokenizer
+from unlearning_engine.data import format_example
+from unlearning_engine.training import train_causal_lm
+
+from . import selectors, services
+from .artifacts import artifact_fetch_verified, artifact_store
+from .jobs import record_to_example
+from .models import TrainingRecord
+
+#: Recipe of the demo model (sizes measured to fit the README demo in 10 minutes on 2 CPU cores;
+#: see BENCHMARKS.md / the closing note of issue 2). ``methods`` are the per-method defaults a job
+#: starts from; a job's own hyper-parameters override them.
+DEMO_RECIPE: dict = {
+    "preset": "tiny",
+    "vocab_size": 2048,
+    "seed": 0,
+    "target": {"epochs": 12, "lr": 3e-3, "batch_size": 16},
+    "dp_base": {"target_epsilon": 8.0, "epochs": 6, "lr": 3e-3, "batch_size": 64, "max_grad_norm": 1.0},
+    "methods": {
+        "retrain": {"epochs": 12, "lr": 3e-3, "batch_size": 16},
+        "dp2": {"epochs": 6, "lr": 3e-3, "batch_size": 16},
+        "npo_gd": {},
+    },
+}
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.monotonic()
+    out = fn(*args, **kwargs)
+    return out, time.monotonic() - t0
+
+
+def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None) -> dict:
+    """Train tokenizer, base, target (non-DP) and DP base; put them in the store. No database access.
+
+    Returns a dict with the artifacts' URIs and sha256, the privacy ledger, the architecture, the
+    tokenizer description and the timings (seconds) per stage.
+    """
+    store = artifact_store()
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as tmp:
+        tmp = Path(tmp)
+        tokenizer, timings["tokenizer"] = _timed(
+            train_tokenizer, [format_example(e) for e in examples], vocab_size=recipe["vocab_size"]
+        )
+        base = build_model(tokenizer, preset=recipe["preset"], seed=recipe["seed"])
+        base_sha = save_artifact(base, tokenizer, tmp / "base")
+        log(f"base model: {count_parameters(base):,} parameters, vocabulary {len(tokenizer)}")
+        target = copy.deepcopy(base)
+        t = recipe["target"]
+        stats, timings["target"] = _timed(
+            train_causal_lm, target, tokenizer, examples, epochs=t["epochs"], lr=t["lr"],
+            batch_size=t["batch_size"], seed=recipe["seed"],
+        )
+        target_sha = save_artifact(target, tokenizer, tmp / "target")
+        log(f"target model trained: {stats.steps} steps, final loss {stats.final_loss:.3f}, {timings['target']:.0f} s")
+        d = recipe["dp_base"]
+        ledger, timings["dp_base"] = _timed(
+            train_dp_base, tmp / "base", examples, tmp / "dp_base", target_epsilon=d["target_epsilon"],
+            max_grad_norm=d["max_grad_norm"], epochs=d["epochs"], lr=d["lr"], batch_size=d["batch_size"],
+            seed=recipe["seed"],
+        )
+        log(f"DP base trained: ε={ledger.epsilon:.3f} (target {d['target_epsilon']}), δ={ledger.delta:.2e}, "
+            f"σ={ledger.noise_multiplier:.3f}, {timings['dp_base']:.0f} s")
+        prefix = f"models/{name}"
+        return {
+            "base_uri": store.put_dir(tmp / "base", f"{prefix}/base"), "base_sha256": base_sha,
+            "target_uri": store.put_dir(tmp / "target", f"{prefix}/v0"), "target_sha256": target_sha,
+            "dp_base_uri": store.put_dir(tmp / "dp_base", f"{prefix}/dp_base"),
+            "dp_base_sha256": ledger.weights_sha256, "privacy_ledger": ledger.to_dict(),
+            "architecture": type(target).__name__,
+            "tokenizer": f"byte-level BPE, vocabulary {len(tokenizer)}",
+            "timings": timings,
+        }
+
+
+def model_register_artifacts(*, corpus, name: str, recipe: dict, artifacts: dict, actor="system"):
+    """Register a target model from :func:`model_artifacts_train` output."""
+    return services.model_register(
+        actor=actor, name=name, corpus=corpus, architecture=artifacts["architecture"],
+        tokenizer=f"{artifacts['tokenizer']} trained on '{corpus.name}'", training_recipe=recipe,
+        artifact_uri=artifacts["target_uri"], weights_sha256=artifacts["target_sha256"],
+        base_artifact_uri=artifacts["base_uri"], base_sha256=artifacts["base_sha256"],
+        dp_base_artifact_uri=artifacts["dp_base_uri"], dp_base_sha256=artifacts["dp_base_sha256"],
+        privacy_ledger=artifacts["privacy_ledger"],
+    )
+
+
+def model_train_and_register(
+    *, corpus, name: str, recipe: dict | None = None, actor="system", log=lambda msg: None
+) -> tuple:
+    """Train base → target (non-DP) and the DP base on ``corpus``; register the target model.
+
+    Returns ``(TargetModel, timings)`` with timings in seconds per stage.
+
+    Raises:
+        services.ServiceError: the corpus has no training records.
+    """
+    recipe = copy.deepcopy(recipe or DEMO_RECIPE)
+    records = list(TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_TRAIN).order_by("index"))
+    if not records:
+        raise services.ServiceError(f"corpus '{corpus.name}' has no training records")
+    artifacts = model_artifacts_train(examples=[record_to_example(r) for r in records], name=name, recipe=recipe,
+                                      log=log)
+    model = model_register_artifacts(corpus=corpus, name=name, recipe=recipe, artifacts=artifacts, actor=actor)
+    return model, artifacts["timings"]
+
+
+def reference_train_and_register(*, model, record_ids: list[int], actor="system") -> tuple:
+    """Exact ``retrain`` reference for the forget set ``record_ids`` (DESIGN §7 PrivLeak reference).
+
+    Returns ``(ModelVersion, seconds)``.
+    """
+    forget_records = list(TrainingRecord.objects.filter(pk__in=record_ids).order_by("pk"))
+    if not forget_records:
+        raise services.ServiceError("the forget set is empty")
+    retain_records = TrainingRecord.objects.filter(
+        corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN, forgotten_by__isnull=True
+    ).exclude(pk__in=record_ids)
+    source = selectors.model_serving_version(model)
+    source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
+    base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
+    digest = services.forget_set_digest([r.sha256 for r in forget_records])
+    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as tmp:
+        result, seconds = _timed(run_unlearning, UnlearningRequest(
+            method="retrain", model_dir=str(source_dir), output_dir=str(Path(tmp) / "model"),
+            forget=[record_to_example(r) for r in forget_records],
+            retain=[record_to_example(r) for r in retain_records], base_dir=str(base_dir),
+            hyperparameters=(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
+        ))
+        uri = artifact_store().put_dir(Path(tmp) / "model", f"models/{model.name}/references/{digest[:16]}")
+    version = services.model_register_reference(
+        actor=actor, model=model, artifact_uri=uri, weights_sha256=result.weights_sha256, forget_set_sha256=digest
+    )
+    return version, seconds

@@ -1,0 +1,116 @@
+"""Read queries (HackSoft style). No mutations here."""
+from __future__ import annotations
+
+import unicodedata
+
+from django.db.models import Q, QuerySet
+
+from .models import DataSubject, ModelVersion, RemovalTicket, TargetModel, TrainingRecord
+
+STAFF_GROUPS = ("legal_reviewer", "legal_approver", "ml_operator", "auditor")
+
+
+def user_roles(user) -> set[str]:
+    """The user's role group names (data owners have none)."""
+    if not user or not user.is_authenticated:
+        return set()
+    return set(user.groups.values_list("name", flat=True))
+
+
+def user_is_staff_role(user) -> bool:
+    return bool(user_roles(user) & set(STAFF_GROUPS)) or bool(getattr(user, "is_superuser", False))
+
+
+def tickets_visible_to(user) -> QuerySet[RemovalTicket]:
+    """Data owners see only their own tickets; staff roles see all."""
+    qs = RemovalTicket.objects.select_related("subject", "requester", "target_model")
+    if user_is_staff_role(user):
+        return qs
+    return qs.filter(requester=user)
+
+
+def _fold(text: str) -> str:
+    """Case- and diacritics-insensitive form: NFKD, drop combining marks, casefold."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def subjects_matching_name(name: str) -> list[DataSubject]:
+    """Subjects whose display name or an alias equals ``name`` (case- and diacritics-insensitive)."""
+    target = _fold(name.strip())
+    if not target:
+        return []
+    out = []
+    for subject in DataSubject.objects.all().only("id", "display_name", "aliases", "public_id"):
+        names = [subject.display_name, *(subject.aliases or [])]
+        if any(_fold(n) == target for n in names if n):
+            out.append(subject)
+    return out
+
+
+def model_default() -> TargetModel | None:
+    """The only registered model, or the newest when several exist."""
+    return TargetModel.objects.order_by("-id").first()
+
+
+def model_serving_version(model: TargetModel) -> ModelVersion | None:
+    return ModelVersion.objects.filter(model=model, is_serving=True).first()
+
+
+def model_reference_version(model: TargetModel, forget_set_sha256: str) -> ModelVersion | None:
+    """The exact-retrain reference for this forget set, if one was registered."""
+    return (
+        ModelVersion.objects.filter(model=model, role=ModelVersion.ROLE_REFERENCE, forget_set_sha256=forget_set_sha256)
+        .order_by("-id")
+        .first()
+    )
+
+
+def ticket_resolution(*, ticket: RemovalTicket, model: TargetModel | None = None) -> list[TrainingRecord]:
+    """Training records a ticket covers (DESIGN §4 resolution).
+
+    Provenance links (``subject``) plus a content search for the subject's display name, aliases and
+    (where records hold it) the ticket's free-text identifiers, case- and diacritics-insensitive.
+    Already forgotten records are excluded.
+    """
+    model = model or ticket.target_model or model_default()
+    if model is None:
+        return []
+    base = TrainingRecord.objects.filter(
+        corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN, forgotten_by__isnull=True
+    )
+    linked = {r.pk: r for r in base.filter(subject=ticket.subject)}
+    names = [n for n in [ticket.subject.display_name, *(ticket.subject.aliases or [])] if n and len(n) >= 3]
+    folded = [_fold(n) for n in names]
+    if folded:
+        # cheap prefilter on any name token, then an exact folded-substring check in Python
+        prefilter = Q()
+        for n in names:
+            token = max(n.split(), key=len)
+            prefilter |= Q(text__icontains=token) | Q(question__icontains=token) | Q(answer__icontains=token)
+        for record in base.exclude(pk__in=linked.keys()).filter(prefilter):
+            content = _fold(" ".join([record.text, record.question, record.answer]))
+            if any(f in content for f in folded):
+                linked[record.pk] = record
+    return sorted(linked.values(), key=lambda r: r.pk)
+
+
+def job_retain_records(job) -> QuerySet[TrainingRecord]:
+    """D_r = the corpus's training records minus every forgotten record minus this job's forget set."""
+    forget_ids = set()
+    for ticket in job.tickets.all():
+        forget_ids.update(ticket.resolved_record_ids)
+    return TrainingRecord.objects.filter(
+        corpus=job.model.corpus, split=TrainingRecord.SPLIT_TRAIN, forgotten_by__isnull=True
+    ).exclude(pk__in=forget_ids)
+
+
+def job_forget_records(job) -> QuerySet[TrainingRecord]:
+    forget_ids = set()
+    for ticket in job.tickets.all():
+        forget_ids.update(ticket.resolved_record_ids)
+    return TrainingRecord.objects.filter(pk__in=forget_ids).order_by("pk")
+
+
+def corpus_holdout_records(corpus) -> QuerySet[TrainingRecord]:
+    return TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_HOLDOUT).order_by("index")

@@ -1,0 +1,125 @@
+"""A ticket end to end through a real Celery worker process on Redis against PostgreSQL.
+
+Run by ``infra/dev.sh test`` with DATABASE_URL (PostgreSQL via psycopg 3) and CELERY_BROKER_URL (Redis).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as dj_settings
+from django.db import connection
+
+from requests_app import selectors, services
+from requests_app.models import AuditEvent, JobStatus, ModelVersion, TicketStatus, UnlearningJob
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _require_real_stack():
+    if connection.vendor != "postgresql":
+        pytest.fail("integration tests need DATABASE_URL pointing at PostgreSQL")
+    if dj_settings.CELERY_TASK_ALWAYS_EAGER or not dj_settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.fail("integration tests need CELERY_BROKER_URL=redis://... and non-eager tasks")
+
+
+@pytest.fixture
+def worker(trained_artifacts, tmp_path, settings):
+    """A real ``celery worker`` process on the test database, the Redis broker and the test store."""
+    import redis
+
+    _require_real_stack()
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "ARTIFACT_STORE_URL": f"file://{trained_artifacts['root']}",
+        "CERTIFICATE_SIGNING_KEY_PATH": str(settings.CERTIFICATE_SIGNING_KEY_PATH),
+        "JOB_WORK_DIR": str(tmp_path / "jobs"),
+        "LOG_LEVEL": "INFO",
+    }
+    log = open(tmp_path / "worker.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "requests_app", "worker", "-P", "solo", "-Q", "gpu,default",
+         "--without-gossip", "--without-mingle", "-n", f"test-worker-{os.getpid()}@%h", "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    print((tmp_path / "worker.log").read_text()[-3000:])
+
+
+def _wait_for(predicate, timeout=300.0, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_ticket_processed_by_worker_exactly_once(worker, target_model, forget_subject, users, settings):
+    from requests_app.tasks import job_run_task
+
+    import re
+
+    from django.core import mail
+
+    ticket, _ = services.ticket_create(requester=users["owner"], subject=forget_subject)
+    code = re.search(r" is (\d{6})", mail.outbox[-1].body).group(1)
+    services.ticket_verify_identity(ticket=ticket, code=code, actor=users["owner"])
+    services.ticket_start_review(ticket=ticket, reviewer=users["reviewer"])
+    record_ids = [r.pk for r in selectors.ticket_resolution(ticket=ticket)]
+    assert len(record_ids) == 20
+    job = services.ticket_approve(ticket=ticket, approver=users["approver"], method="dp2", record_ids=record_ids)
+
+    finished = _wait_for(lambda: UnlearningJob.objects.get(pk=job.pk).status
+                         in (JobStatus.SUCCEEDED, JobStatus.FAILED), timeout=300)
+    assert finished, f"worker did not finish the job: {UnlearningJob.objects.get(pk=job.pk).status}"
+    job.refresh_from_db()
+    assert job.worker.startswith("test-worker") or job.worker  # claimed by the worker process
+    assert job.attempts == 1
+    ticket.refresh_from_db()
+    assert ticket.status in (TicketStatus.CERTIFIED, TicketStatus.FAILED)
+    assert ticket.status == (TicketStatus.CERTIFIED if job.status == JobStatus.SUCCEEDED else TicketStatus.FAILED)
+
+    # a duplicate delivery of the same task is a no-op: still one attempt, one produced version
+    job_run_task.delay(job.pk)
+    time.sleep(5)
+    job.refresh_from_db()
+    assert job.attempts == 1
+    assert ModelVersion.objects.filter(produced_by=job).count() == 1
+    verbs = list(AuditEvent.objects.filter(object_id=str(job.public_id)).values_list("verb", flat=True))
+    assert verbs.count("job.started") == 1 and verbs[0] == "job.created"
+
+
+def test_postgres_trigger_refuses_update_and_delete_of_audit_rows(db):
+    _require_real_stack()
+    from django.db import DatabaseError, transaction
+
+    from requests_app.audit import audit_event_record
+    from requests_app.models import DataSubject
+
+    subject = DataSubject.objects.create(display_name="Z")
+    with transaction.atomic():
+        event = audit_event_record(actor="t", verb="v", obj=subject)
+    for sql in ("UPDATE requests_app_auditevent SET verb = 'x' WHERE id = %s",
+                "DELETE FROM requests_app_auditevent WHERE id = %s"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(sql, [event.id])
+    assert AuditEvent.objects.get(pk=event.pk).verb == "v"
