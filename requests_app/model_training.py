@@ -13,9 +13,9 @@ from pathlib import Path
 from django.conf import settings
 
 from unlearning_engine import UnlearningRequest, run_unlearning
+from unlearning_engine.data import format_example
 from unlearning_engine.dp import train_dp_base
 from unlearning_engine.modeling import build_model, count_parameters, save_artifact, train_tokenizer
-from unlearning_engine.data import format_example
 from unlearning_engine.training import train_causal_lm
 
 from . import selectors, services

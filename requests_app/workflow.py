@@ -5,7 +5,8 @@ import datetime as dt
 
 from dateutil.relativedelta import relativedelta
 
-from .models import Jurisdiction, TicketStatus as S
+from .models import Jurisdiction
+from .models import TicketStatus as S
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.SUBMITTED: {S.IDENTITY_VERIFIED, S.WITHDRAWN, S.DENIED, S.ON_HOLD},
@@ -59,7 +60,7 @@ def deadlines_for(jurisdiction: str, received_at: dt.datetime) -> tuple[dt.datet
     """
     if received_at.tzinfo is None or received_at.utcoffset() is None:
         raise ValueError("received_at must be timezone-aware")
-    received_at = received_at.astimezone(dt.timezone.utc)
+    received_at = received_at.astimezone(dt.UTC)
     if jurisdiction == Jurisdiction.CCPA:
         return add_business_days(received_at, 10), received_at + dt.timedelta(days=45)
     return None, received_at + relativedelta(months=1)

@@ -73,11 +73,11 @@ def _wait_for(predicate, timeout=300.0, interval=1.0):
 
 
 def test_ticket_processed_by_worker_exactly_once(worker, target_model, forget_subject, users, settings):
-    from requests_app.tasks import job_run_task
-
     import re
 
     from django.core import mail
+
+    from requests_app.tasks import job_run_task
 
     ticket, _ = services.ticket_create(requester=users["owner"], subject=forget_subject)
     code = re.search(r" is (\d{6})", mail.outbox[-1].body).group(1)

@@ -1,13 +1,11 @@
 """REST API: permissions, errors, and one request end to end with a tiny model (eager tasks)."""
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 from django.core import mail
 
-from requests_app.models import AuditEvent, Certificate, ModelVersion, TicketStatus, TrainingRecord
+from requests_app.models import AuditEvent, Certificate, ModelVersion, TrainingRecord
 
 
 def _file(api, subject, **extra):

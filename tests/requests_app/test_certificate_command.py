@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from requests_app.certificates import signing_key
 from evaluation.certificate import sign_certificate
+from requests_app.certificates import signing_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

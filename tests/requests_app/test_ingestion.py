@@ -1,7 +1,12 @@
 """Corpus ingestion: TOFU authors → subjects, JSONL validation."""
 import pytest
 
-from requests_app.ingestion import IngestionError, corpus_ingest_jsonl, record_sha256, tofu_author_name
+from requests_app.ingestion import (
+    IngestionError,
+    corpus_ingest_jsonl,
+    record_sha256,
+    tofu_author_name,
+)
 from requests_app.models import DataSubject, TrainingRecord
 
 

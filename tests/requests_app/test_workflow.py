@@ -7,9 +7,14 @@ from django.core import mail
 
 from requests_app import services
 from requests_app.models import AuditEvent, TicketStatus
-from requests_app.workflow import ALLOWED_TRANSITIONS, TransitionError, add_business_days, deadlines_for
+from requests_app.workflow import (
+    ALLOWED_TRANSITIONS,
+    TransitionError,
+    add_business_days,
+    deadlines_for,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _code_from_mail() -> str:

@@ -22,8 +22,12 @@ from rest_framework.test import APIClient
 
 from evaluation.mia import privleak
 from requests_app.ingestion import corpus_ingest_tofu
-from requests_app.model_training import DEMO_RECIPE, model_train_and_register, reference_train_and_register
-from requests_app.models import EvaluationReport, TrainingRecord, UnlearningJob
+from requests_app.model_training import (
+    DEMO_RECIPE,
+    model_train_and_register,
+    reference_train_and_register,
+)
+from requests_app.models import EvaluationReport, TrainingRecord
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "tofu_demo"
 
