@@ -1,0 +1,383 @@
+"""Evaluation report of one model on QA corpora (DESIGN §7, "QA corpora (TOFU)").
+
+Metrics (MUSE arXiv 2407.06460 §3, adapted to TOFU arXiv 2401.06121 QA data):
+
+- ``verbmem_forget``: prompt = ``format_prompt(ex)`` (``"Question: {q}\\nAnswer: "``) + the
+  first ⌊n/2⌋ of the answer's n tokens; reference = the rest of the answer; greedy decoding
+  (``verbmem_max_new_tokens``, default 128), cut at the profile's stop strings; mean ROUGE-L
+  F1 × 100. **Deviation** from MUSE (plain-text VerbMem): QA records, and the continuation
+  is cut at the QA stop strings because the reference ends with the answer.
+- ``knowmem_forget`` / ``knowmem_retain``: prompt = ``format_prompt(ex)`` alone (zero-shot,
+  the training template; **Deviation** from MUSE's 10-shot prompt), reference = the answer,
+  greedy 32 new tokens, cut at ``\\n\\n``, ``\\nQuestion``, ``Question:``; mean ROUGE-L F1
+  × 100. ``knowmem_retain`` is the utility metric (on at most ``max_retain_examples``
+  retain records, a seeded sample).
+- ``mink_auc``: Min-K% (k = 0.4) membership AUC of forget vs holdout on
+  ``format_example(ex)`` texts, MUSE orientation (memorised ≈ 0, ideal ≈ 0.5).
+  Also ``loss_auc``, ``zlib_auc`` and ``minkpp_auc`` (Min-K%++, arXiv 2404.02936), same
+  orientation.
+
+Every metric carries its sample size and a seeded 95% percentile bootstrap CI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearning_engine.data import QA_TEMPLATE, Example, format_example, format_prompt
+
+from .generation import KNOWMEM_STOP_STRINGS, Generation, greedy_generate_detailed
+from .mia import mia_auc
+from .rouge import rouge_l_f1, rouge_settings
+from .scoring import loss_score, min_k_plus_plus_score, min_k_score, token_statistics, zlib_score
+from .stats import MetricValue, bootstrap_mean_ci
+
+__all__ = [
+    "MetricValue",
+    "EvaluationProfile",
+    "evaluate_qa_model",
+    "verbmem_pair",
+    "is_degenerate",
+    "tokenizer_vocab_digest",
+    "examples_digest",
+]
+
+
+@dataclass(frozen=True)
+class EvaluationProfile:
+    """Pinned evaluation settings, written into every report and certificate (DESIGN §7).
+
+    ``tokenizer_name``, ``tokenizer_vocab_digest`` and ``data_digests`` are filled in by
+    :func:`evaluate_qa_model`; the rest are inputs. ``to_dict()`` gives the JSON form.
+    """
+
+    name: str = "tofu-qa-v1"
+    tokenizer_name: str | None = None
+    tokenizer_vocab_digest: str | None = None
+    dtype: str = "fp32"
+    rouge: dict = field(default_factory=rouge_settings)
+    qa_template: str = QA_TEMPLATE
+    decoding: str = "greedy"
+    verbmem_max_new_tokens: int = 128
+    verbmem_prompt: str = "format_prompt(question) + first floor(n/2) of the answer's n tokens"
+    verbmem_stop_strings: tuple[str, ...] = KNOWMEM_STOP_STRINGS
+    knowmem_max_new_tokens: int = 32
+    knowmem_shots: int = 0
+    knowmem_stop_strings: tuple[str, ...] = KNOWMEM_STOP_STRINGS
+    max_retain_examples: int | None = 200
+    generation_batch_size: int = 16
+    scoring_batch_size: int = 16
+    mink_k: float = 0.4
+    mia_min_size: int = 5
+    seed: int = 0
+    bootstrap_resamples: int = 1000
+    ci_level: float = 0.95
+    ci_method: str = "percentile bootstrap"
+    degenerate_min_tokens: int = 4
+    data_digests: dict = field(default_factory=dict)
+    library_versions: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        max_new_tokens_verbmem: int | None = None,
+        max_new_tokens_knowmem: int | None = None,
+        **fields: Any,
+    ) -> EvaluationProfile:
+        """Profile with deployment overrides (e.g. Django settings).
+
+        ``max_new_tokens_verbmem``/``max_new_tokens_knowmem`` map to
+        ``verbmem_max_new_tokens``/``knowmem_max_new_tokens`` (``None`` keeps the default);
+        other keyword arguments must be field names and are used as given.
+        Raises ``TypeError`` for an unknown field.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - names)
+        if unknown:
+            raise TypeError(f"unknown EvaluationProfile field(s): {', '.join(unknown)}")
+        kw = dict(fields)
+        if max_new_tokens_verbmem is not None:
+            kw["verbmem_max_new_tokens"] = int(max_new_tokens_verbmem)
+        if max_new_tokens_knowmem is not None:
+            kw["knowmem_max_new_tokens"] = int(max_new_tokens_knowmem)
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+
+def _sha256(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def tokenizer_vocab_digest(tokenizer) -> str:
+    """sha256 (hex) of the tokenizer's vocabulary and special tokens as canonical JSON."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))
+    special = {k: str(v) for k, v in sorted(getattr(tokenizer, "special_tokens_map", {}).items())}
+    blob = json.dumps(
+        {"vocab": vocab, "special": special},
+        ensure_ascii=False,
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return _sha256(blob.encode("utf-8"))
+
+
+def examples_digest(examples: Sequence[Example]) -> dict:
+    """``{"n", "sha256"}``: sha256 of the newline-joined sha256 hex digests of each
+    record's ``format_example`` text (the record texts themselves are not kept)."""
+    digests = [_sha256(format_example(ex).encode("utf-8")) for ex in examples]
+    return {"n": len(digests), "sha256": _sha256("\n".join(digests).encode("ascii"))}
+
+
+def verbmem_pair(tokenizer, ex: Example) -> tuple[str, str]:
+    """``(prompt, reference)`` for QA VerbMem (DESIGN §7).
+
+    The answer is tokenized alone (no special tokens) into n tokens; the split point is
+    the start character of token ⌊n/2⌋ (offset mapping), so prompt = ``format_prompt(ex)``
+    + ``answer[:c]`` and reference = ``answer[c:]`` are exact substrings of the record.
+    Tokenizers without offsets fall back to decoding the two halves.
+    Raises ``ValueError`` for a non-QA example.
+    """
+    if not ex.is_qa:
+        raise ValueError("verbmem_pair needs a QA example")
+    answer = ex.answer or ""
+    try:
+        enc = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        n = len(offsets)
+        c = offsets[n // 2][0] if n >= 2 else 0
+        return format_prompt(ex) + answer[:c], answer[c:]
+    except (NotImplementedError, KeyError, TypeError):
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        h = len(ids) // 2
+        head = tokenizer.decode(ids[:h]) if h else ""
+        return format_prompt(ex) + head, tokenizer.decode(ids[h:])
+
+
+def is_degenerate(gen: Generation, min_tokens: int = 4) -> str | None:
+    """Why a generation is degenerate, or ``None``.
+
+    ``"empty"``: no non-whitespace text. ``"repeated"``: at least ``min_tokens`` generated
+    tokens (or whitespace-separated words) that are all one repeated token (word), e.g.
+    ``"the the the the"``. These are collapse symptoms (DESIGN §5, §7).
+    """
+    if not gen.text.strip():
+        return "empty"
+    words = gen.text.split()
+    if len(words) >= min_tokens and len(set(words)) == 1:
+        return "repeated"
+    toks = gen.token_ids
+    if len(toks) >= min_tokens and len(set(toks)) == 1:
+        return "repeated"
+    return None
+
+
+def _degenerate_summary(gens: Sequence[Generation], min_tokens: int) -> dict:
+    reasons = [is_degenerate(g, min_tokens) for g in gens]
+    empty = sum(r == "empty" for r in reasons)
+    repeated = sum(r == "repeated" for r in reasons)
+    n = len(gens)
+    return {
+        "n": n,
+        "empty": empty,
+        "repeated": repeated,
+        "fraction": (empty + repeated) / n if n else 0.0,
+    }
+
+
+def _rouge_metric(
+    preds: Sequence[str], refs: Sequence[str], profile: EvaluationProfile
+) -> MetricValue:
+    scores = [rouge_l_f1(p, r) for p, r in zip(preds, refs, strict=True)]
+    return bootstrap_mean_ci(
+        scores, n_resamples=profile.bootstrap_resamples, seed=profile.seed, scale=100.0
+    )
+
+
+def _check_qa(name: str, examples: Sequence[Example]) -> None:
+    for ex in examples:
+        if not isinstance(ex, Example) or not ex.is_qa:
+            raise ValueError(f"{name}: evaluate_qa_model needs QA Examples (question/answer)")
+
+
+def evaluate_qa_model(
+    model,
+    tokenizer,
+    *,
+    forget: list[Example],
+    retain: list[Example],
+    holdout: list[Example],
+    profile: EvaluationProfile | None = None,
+) -> dict:
+    """Evaluate one model on QA forget / retain / holdout sets (DESIGN §7).
+
+    Args:
+        model: a ``transformers`` causal LM. It is switched to ``eval()`` and, if not
+            float32, cast to float32 **in place** (the profile pins fp32).
+        tokenizer: its tokenizer.
+        forget: QA records to be forgotten (VerbMem, KnowMem_f, MIA members).
+        retain: QA records kept (KnowMem_r = utility; seeded sample of at most
+            ``profile.max_retain_examples``).
+        holdout: QA records never trained on (MIA non-members); must be disjoint from forget.
+        profile: settings; defaults to :class:`EvaluationProfile()`.
+
+    Returns a JSON-ready dict::
+
+        {"profile": EvaluationProfile.to_dict(),
+         "metrics": {"verbmem_forget", "knowmem_forget", "knowmem_retain",
+                     "mink_auc", "loss_auc", "zlib_auc", "minkpp_auc": MetricValue.to_dict()},
+         "degenerate": {"verbmem_forget"|"knowmem_forget"|"knowmem_retain"|"all":
+                        {"n", "empty", "repeated", "fraction"}},
+         "timing": {"generation_seconds", "scoring_seconds", "total_seconds"}}
+
+    VerbMem/KnowMem values are ROUGE-L F1 × 100 (0..100), AUCs in [0, 1]. Empty splits give
+    ``undefined`` metrics with a reason, never an exception. Raises ``ValueError`` if a
+    record is not a QA :class:`Example`.
+    """
+    t0 = time.perf_counter()
+    profile = profile or EvaluationProfile()
+    _check_qa("forget", forget)
+    _check_qa("retain", retain)
+    _check_qa("holdout", holdout)
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        model.float()
+    model.eval()
+
+    retain_eval = list(retain)
+    if profile.max_retain_examples is not None and len(retain_eval) > profile.max_retain_examples:
+        picked = sorted(
+            random.Random(profile.seed).sample(range(len(retain_eval)), profile.max_retain_examples)
+        )
+        retain_eval = [retain_eval[i] for i in picked]
+
+    import transformers
+
+    profile = dataclasses.replace(
+        profile,
+        tokenizer_name=getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__,
+        tokenizer_vocab_digest=tokenizer_vocab_digest(tokenizer),
+        data_digests={
+            "forget": examples_digest(forget),
+            "retain": examples_digest(retain),
+            "retain_evaluated": examples_digest(retain_eval),
+            "holdout": examples_digest(holdout),
+        },
+        library_versions={
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "numpy": np.__version__,
+        },
+    )
+    bs = profile.generation_batch_size
+    metrics: dict[str, MetricValue] = {}
+    degenerate: dict[str, dict] = {}
+    all_gens: list[Generation] = []
+
+    # VerbMem on forget
+    if forget:
+        pairs = [verbmem_pair(tokenizer, ex) for ex in forget]
+        gens = greedy_generate_detailed(
+            model,
+            tokenizer,
+            [p for p, _ in pairs],
+            profile.verbmem_max_new_tokens,
+            batch_size=bs,
+            stop_strings=profile.verbmem_stop_strings,
+        )
+        metrics["verbmem_forget"] = _rouge_metric(
+            [g.text.strip() for g in gens], [r for _, r in pairs], profile
+        )
+        degenerate["verbmem_forget"] = _degenerate_summary(gens, profile.degenerate_min_tokens)
+        all_gens += gens
+    else:
+        metrics["verbmem_forget"] = MetricValue.undefined("forget set is empty")
+
+    # KnowMem on forget and retain (zero-shot, training template)
+    for split, exs in (("knowmem_forget", forget), ("knowmem_retain", retain_eval)):
+        if not exs:
+            metrics[split] = MetricValue.undefined(f"{split.split('_')[1]} set is empty")
+            continue
+        gens = greedy_generate_detailed(
+            model,
+            tokenizer,
+            [format_prompt(ex) for ex in exs],
+            profile.knowmem_max_new_tokens,
+            batch_size=bs,
+            stop_strings=profile.knowmem_stop_strings,
+        )
+        m = _rouge_metric([g.text.strip() for g in gens], [ex.answer for ex in exs], profile)
+        if split == "knowmem_retain" and len(retain_eval) < len(retain):
+            m = dataclasses.replace(
+                m, details={**m.details, "population": len(retain), "sampled": True}
+            )
+        metrics[split] = m
+        degenerate[split] = _degenerate_summary(gens, profile.degenerate_min_tokens)
+        all_gens += gens
+    degenerate["all"] = _degenerate_summary(all_gens, profile.degenerate_min_tokens)
+    t_gen = time.perf_counter() - t0
+
+    # Membership inference: forget (members) vs holdout (non-members)
+    t1 = time.perf_counter()
+    f_texts = [format_example(ex) for ex in forget]
+    h_texts = [format_example(ex) for ex in holdout]
+    f_keys = set(f_texts) | {("record_id", ex.record_id) for ex in forget if ex.record_id}
+    h_keys = set(h_texts) | {("record_id", ex.record_id) for ex in holdout if ex.record_id}
+    stats = token_statistics(
+        model, tokenizer, f_texts + h_texts, batch_size=profile.scoring_batch_size
+    )
+    f_stats, h_stats = stats[: len(f_texts)], stats[len(f_texts) :]
+    f_ok = [i for i, s in enumerate(f_stats) if s.logprobs.size > 0]
+    h_ok = [i for i, s in enumerate(h_stats) if s.logprobs.size > 0]
+    excluded = {
+        "forget_unscorable": len(f_texts) - len(f_ok),
+        "holdout_unscorable": len(h_texts) - len(h_ok),
+    }
+    k = profile.mink_k
+    scorers = {
+        "mink_auc": lambda s, t: min_k_score(s.logprobs, k),
+        "loss_auc": lambda s, t: loss_score(s.logprobs),
+        "zlib_auc": lambda s, t: zlib_score(s.logprobs, t),
+        "minkpp_auc": lambda s, t: min_k_plus_plus_score(s, k),
+    }
+    for name, fn in scorers.items():
+        fs = [fn(f_stats[i], f_texts[i]) for i in f_ok]
+        hs = [fn(h_stats[i], h_texts[i]) for i in h_ok]
+        m = mia_auc(
+            fs,
+            hs,
+            min_size=profile.mia_min_size,
+            forget_keys=f_keys,
+            holdout_keys=h_keys,
+            n_bootstrap=profile.bootstrap_resamples,
+            seed=profile.seed,
+        )
+        metrics[name] = dataclasses.replace(m, details={**m.details, **excluded})
+    t_score = time.perf_counter() - t1
+
+    return {
+        "profile": profile.to_dict(),
+        "metrics": {k_: v.to_dict() for k_, v in metrics.items()},
+        "degenerate": degenerate,
+        "timing": {
+            "generation_seconds": round(t_gen, 3),
+            "scoring_seconds": round(t_score, 3),
+            "total_seconds": round(time.perf_counter() - t0, 3),
+        },
+    }

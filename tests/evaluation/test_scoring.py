@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.scoring import (
+    loss_score,
+    min_k_plus_plus_score,
+    min_k_score,
+    token_logprobs,
+    token_statistics,
+    zlib_score,
+)
+
+
+def test_min_k_known_vector():
+    # n = 5, k = 0.4 -> keep floor(2.0) = 2 lowest: -5, -4 -> score = 4.5
+    assert min_k_score(np.array([-1.0, -2.0, -3.0, -4.0, -5.0]), k=0.4) == pytest.approx(4.5)
+    # order does not matter
+    assert min_k_score(np.array([-3.0, -5.0, -1.0, -4.0, -2.0]), k=0.4) == pytest.approx(4.5)
+
+
+def test_min_k_guard_on_short_text():
+    # n = 2, k = 0.4 -> floor(0.8) = 0 -> max(1, 0) = 1 token kept (MUSE would give NaN)
+    s = min_k_score(np.array([-0.5, -2.0]), k=0.4)
+    assert s == pytest.approx(2.0) and not math.isnan(s)
+    assert min_k_score(np.array([-3.25])) == pytest.approx(3.25)
+
+
+def test_min_k_errors():
+    with pytest.raises(ValueError):
+        min_k_score(np.array([]))
+    with pytest.raises(ValueError):
+        min_k_score(np.array([-1.0, np.nan]))
+    with pytest.raises(ValueError):
+        min_k_score(np.array([-1.0]), k=0.0)
+
+
+def test_loss_and_zlib_scores():
+    lp = np.array([-1.0, -3.0])
+    assert loss_score(lp) == pytest.approx(2.0)
+    import zlib
+
+    assert zlib_score(lp, "abc") == pytest.approx(2.0 / len(zlib.compress(b"abc")))
+
+
+def _manual_logprobs(model, tok, text):
+    ids = torch.tensor([tok(text)["input_ids"]])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(ids).logits.float(), -1)[0, :-1]
+    return lp.gather(-1, ids[0, 1:, None])[:, 0].double().numpy()
+
+
+@pytest.mark.parametrize("which", ["llama_bos", "gpt2_plain"])
+def test_batched_equals_unbatched_and_manual(
+    which, tiny_llama, bos_tokenizer, tiny_gpt2, plain_tokenizer, qa_corpus
+):
+    model, tok = (
+        (tiny_llama, bos_tokenizer) if which == "llama_bos" else (tiny_gpt2, plain_tokenizer)
+    )
+    texts = qa_corpus + ["Answer: 42", "Question: Who?"]
+    batched = token_logprobs(model, tok, texts, batch_size=3)
+    single = [token_logprobs(model, tok, [t], batch_size=1)[0] for t in texts]
+    for t, b, s in zip(texts, batched, single, strict=True):
+        assert b.shape == s.shape
+        np.testing.assert_allclose(b, s, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(b, _manual_logprobs(model, tok, t), atol=1e-5, rtol=0)
+        assert np.all(b <= 0)
+
+
+def test_scored_token_counts(tiny_llama, bos_tokenizer, tiny_gpt2, plain_tokenizer, qa_corpus):
+    text = qa_corpus[0]
+    n_real = len(plain_tokenizer(text)["input_ids"])
+    assert bos_tokenizer(text)["input_ids"][0] == bos_tokenizer.bos_token_id
+    # with BOS every real token is scored; without BOS tokens 2..n
+    assert token_logprobs(tiny_llama, bos_tokenizer, [text])[0].size == n_real
+    assert token_logprobs(tiny_gpt2, plain_tokenizer, [text])[0].size == n_real - 1
+
+
+def test_one_token_text(tiny_llama, bos_tokenizer, tiny_gpt2, plain_tokenizer):
+    text = "a"
+    assert len(plain_tokenizer(text)["input_ids"]) == 1
+    lp = token_logprobs(tiny_llama, bos_tokenizer, [text])[0]
+    assert lp.size == 1
+    s = min_k_score(lp)
+    assert math.isfinite(s) and s > 0
+    # no BOS: a single token has no left context -> nothing scored (caller excludes it)
+    assert token_logprobs(tiny_gpt2, plain_tokenizer, [text, ""])[0].size == 0
+
+
+def test_min_k_plus_plus_finite(tiny_llama, bos_tokenizer, qa_corpus):
+    st = token_statistics(tiny_llama, bos_tokenizer, qa_corpus[:2])
+    for s in st:
+        assert s.mu.shape == s.logprobs.shape == s.sigma.shape
+        assert np.all(s.sigma >= 0)
+        assert math.isfinite(min_k_plus_plus_score(s))
