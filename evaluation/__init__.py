@@ -2,7 +2,8 @@
 
 Pure Python + torch (no Django). See DESIGN §7 (evaluation) and §8 (certificate).
 Modules: :mod:`.rouge`, :mod:`.generation`, :mod:`.scoring`, :mod:`.mia`, :mod:`.stats`,
-:mod:`.report`, :mod:`.verdicts`, :mod:`.certificate`. Heavy modules (torch,
+:mod:`.report`, :mod:`.muse` (MUSE-News profile), :mod:`.tofu` (TOFU profile),
+:mod:`.runner` (``python -m evaluation``), :mod:`.verdicts`, :mod:`.certificate`. Heavy modules (torch,
 transformers) are imported lazily by attribute access.
 """
 
@@ -33,6 +34,22 @@ _EXPORTS = {
     "verify_certificate": "certificate",
     "VerificationResult": "certificate",
     "render_certificate_html": "certificate",
+    "rouge_l_recall": "rouge",
+    "privleak_metric": "mia",
+    "MuseNewsProfile": "muse",
+    "evaluate_muse_news": "muse",
+    "knowmem_prompt": "muse",
+    "exact_memorised": "muse",
+    "TofuProfile": "tofu",
+    "evaluate_tofu": "tofu",
+    "answer_logprobs": "tofu",
+    "truth_ratio": "tofu",
+    "harmonic_mean": "tofu",
+    "model_utility": "tofu",
+    "forget_quality": "tofu",
+    "run_evaluation": "runner",
+    "load_model": "runner",
+    "format_table": "runner",
 }
 
 __all__ = sorted(_EXPORTS)

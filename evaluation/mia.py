@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from .stats import MetricValue, rank_auc
 
-__all__ = ["DEFAULT_MIN_SIZE", "mia_auc", "privleak"]
+__all__ = ["DEFAULT_MIN_SIZE", "REFERENCE_TYPES", "mia_auc", "privleak", "privleak_metric"]
 
 #: Minimum number of items per split for an AUC to be reported (DESIGN §7).
 DEFAULT_MIN_SIZE = 5
@@ -102,3 +102,59 @@ def privleak(auc_unlearned: float, auc_reference: float) -> float:
     if float(auc_reference) == 0.0:
         raise ValueError("auc_reference is 0: PrivLeak is undefined")
     return (float(auc_unlearned) - float(auc_reference)) / float(auc_reference) * 100.0
+
+
+#: Reference types for PrivLeak (DESIGN §7), in order of preference.
+REFERENCE_TYPES = ("retrain", "supplied", "ideal")
+
+
+def privleak_metric(
+    auc: MetricValue,
+    reference_auc: float | None = None,
+    reference_type: str | None = None,
+    band: float = 5.0,
+) -> tuple[MetricValue, dict]:
+    """PrivLeak as a :class:`MetricValue` plus a summary block, from a Min-K% AUC.
+
+    PrivLeak = (AUC − AUC_ref) / AUC_ref × 100 (MUSE arXiv 2407.06460 §3, :func:`privleak`).
+    AUC_ref (DESIGN §7): the exact retrained model's AUC on the same texts
+    (``reference_type="retrain"``), else a value supplied with the corpus (``"supplied"``,
+    the default type when ``reference_auc`` is given), else 0.5 flagged ``"ideal"``.
+    The CI maps the AUC's bootstrap CI through the formula with the reference held fixed
+    (PrivLeak is increasing in the AUC).
+
+    Returns ``(metric, block)`` with ``block = {"value", "ci95", "auc", "reference",
+    "reference_type", "flagged", "band"}``. The metric is ``undefined`` (never a silent
+    value) when the AUC is undefined or the reference is not in (0, 1].
+    """
+    if reference_auc is None:
+        ref, rtype = 0.5, "ideal"
+    else:
+        ref, rtype = reference_auc, reference_type or "supplied"
+    if rtype not in REFERENCE_TYPES:
+        raise ValueError(f"reference_type must be one of {REFERENCE_TYPES}, got {rtype!r}")
+    block = {
+        "value": None,
+        "ci95": None,
+        "auc": auc.value,
+        "reference": ref,
+        "reference_type": rtype,
+        "flagged": rtype != "retrain",
+        "band": [-band, band],
+    }
+    details = {"reference": ref, "reference_type": rtype, "flagged": rtype != "retrain"}
+    if not auc.ok:
+        return MetricValue.undefined(
+            f"Min-K% AUC undefined: {auc.reason}", n=auc.n, details=details
+        ), block
+    try:
+        value = privleak(float(auc.value), float(ref))
+    except (TypeError, ValueError) as exc:
+        return MetricValue.undefined(f"PrivLeak reference invalid: {exc}", n=auc.n,
+                                     details=details), block
+    ci = None
+    if auc.ci95 is not None:
+        ci = (privleak(auc.ci95[0], float(ref)), privleak(auc.ci95[1], float(ref)))
+    block.update(value=value, ci95=None if ci is None else list(ci))
+    details["ci_note"] = "AUC bootstrap CI mapped with the reference held fixed"
+    return MetricValue(value=value, ci95=ci, n=auc.n, details=details), block

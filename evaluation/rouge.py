@@ -19,7 +19,13 @@ from functools import lru_cache
 
 from rouge_score import rouge_scorer
 
-__all__ = ["UnicodeTokenizer", "rouge_l_f1", "rouge_settings", "TOKENIZER_DESCRIPTION"]
+__all__ = [
+    "UnicodeTokenizer",
+    "rouge_l_f1",
+    "rouge_l_recall",
+    "rouge_settings",
+    "TOKENIZER_DESCRIPTION",
+]
 
 TOKENIZER_DESCRIPTION = (
     "unicode-v1: NFC normalisation, lower-case (str.lower), tokens = maximal runs of "
@@ -80,6 +86,19 @@ def rouge_l_f1(prediction: str, reference: str) -> float:
         raise TypeError("rouge_l_f1 expects two str arguments")
     # rouge_score.score(target, prediction)
     return float(_scorer().score(reference, prediction)["rougeL"].fmeasure)
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """ROUGE-L recall R = LCS/len(reference tokens) of ``prediction``, in [0, 1].
+
+    The "ROUGE" of TOFU (arXiv 2401.06121 §2.2.1, Model Utility): ROUGE-L recall of the
+    greedy answer against the ground-truth answer. Same scorer as :func:`rouge_l_f1`
+    (:class:`UnicodeTokenizer`, no stemming; **Deviation** from the TOFU code, which stems).
+    An empty reference scores 0.0. Raises ``TypeError`` for non-``str`` arguments.
+    """
+    if not isinstance(prediction, str) or not isinstance(reference, str):
+        raise TypeError("rouge_l_recall expects two str arguments")
+    return float(_scorer().score(reference, prediction)["rougeL"].recall)
 
 
 def rouge_settings() -> dict:

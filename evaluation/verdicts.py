@@ -58,6 +58,34 @@ BASE_NOT_VERIFIED: tuple[str, ...] = (
 )
 
 
+#: Replacements of BASE_NOT_VERIFIED entries (by index) for reports of other profiles, so
+#: that a certificate never states something false about what was evaluated.
+_PROFILE_NOT_VERIFIED: dict[str, dict[int, str | None]] = {
+    "muse-news": {
+        1: "KnowMem was evaluated 10-shot on the MUSE-News QA sets only (no paraphrased "
+           "questions).",
+        2: "VerbMem was evaluated on the MUSE-News verbmem prompt/gt pairs only, with greedy "
+           "decoding; sampling-based decoding was not tested.",
+    },
+    "tofu": {5: None},  # truth ratio, Forget Quality and Model Utility are in the report
+}
+
+
+def _not_verified_base(report: dict | None) -> list[str]:
+    name = str(((report or {}).get("profile") or {}).get("name") or "")
+    repl = {}
+    if name.startswith("muse-news"):
+        repl = _PROFILE_NOT_VERIFIED["muse-news"]
+    elif name.startswith("tofu-v"):
+        repl = _PROFILE_NOT_VERIFIED["tofu"]
+    out = []
+    for i, s in enumerate(BASE_NOT_VERIFIED):
+        s2 = repl.get(i, s)
+        if s2 is not None:
+            out.append(s2)
+    return out
+
+
 def _metric(report: dict | None, name: str) -> dict | None:
     if not report:
         return None
@@ -151,7 +179,9 @@ def compute_verdicts(
 
     Args:
         unlearned, original, retrained: report dicts from
-            :func:`evaluation.report.evaluate_qa_model` (``retrained`` may be ``None``).
+            :func:`evaluation.report.evaluate_qa_model`, :func:`evaluation.muse.evaluate_muse_news`
+            or :func:`evaluation.tofu.evaluate_tofu` (``retrained`` may be ``None``); the
+            ``not_verified`` statements follow the unlearned report's profile name.
         reference_auc: Min-K% AUC of a reference model on the same forget/holdout texts,
             used when ``retrained`` is ``None`` or its AUC is undefined
             (``reference_type`` defaults to ``"supplied"``; pass ``reference_type="retrain"``
@@ -172,7 +202,7 @@ def compute_verdicts(
     Raises ``ValueError`` for an invalid ``reference_auc`` (not in (0, 1]).
     """
     thr = thresholds
-    not_verified = list(BASE_NOT_VERIFIED)
+    not_verified = _not_verified_base(unlearned)
     checks = [
         _forget_check(
             "verbmem_forget", "VerbMem", thr.verbmem_margin, unlearned, original, retrained, thr

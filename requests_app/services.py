@@ -228,6 +228,10 @@ def ticket_approve(
     """
     from unlearning_engine import available_methods
 
+    ticket.refresh_from_db()
+    if ticket.status not in sources_for(TicketStatus.APPROVED):
+        raise TransitionError(f"cannot approve a ticket that is '{ticket.status}' (it must be in review)",
+                              ticket.status)
     if method not in available_methods():
         raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
     model = target_model or ticket.target_model or selectors.model_default()

@@ -44,6 +44,16 @@ def _train_tokenizer(add_bos: bool) -> PreTrainedTokenizerFast:
     )
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The models here are tiny: one intra-op thread is as fast on a quiet machine and keeps
+    the suite fast when another process (e.g. training) is using the CPU cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def bos_tokenizer():
     """Byte-level BPE tokenizer that prepends BOS (like Llama tokenizers)."""
