@@ -15,6 +15,7 @@ from django.conf import settings
 from unlearning_engine import UnlearningRequest, run_unlearning
 from unlearning_engine.data import format_example
 from unlearning_engine.dp import train_dp_base
+from unlearning_engine.modeling import DEMO_RECIPE as ENGINE_DEMO_RECIPE
 from unlearning_engine.modeling import build_model, count_parameters, save_artifact, train_tokenizer
 from unlearning_engine.training import train_causal_lm
 
@@ -23,21 +24,26 @@ from .artifacts import artifact_fetch_verified, artifact_store
 from .jobs import record_to_example
 from .models import TrainingRecord
 
-#: Recipe of the demo model (sizes measured to fit the README demo in 10 minutes on 2 CPU cores;
-#: see BENCHMARKS.md / the closing note of issue 2). ``methods`` are the per-method defaults a job
-#: starts from; a job's own hyper-parameters override them.
-DEMO_RECIPE: dict = {
-    "preset": "tiny",
-    "vocab_size": 2048,
-    "seed": 0,
-    "target": {"epochs": 12, "lr": 3e-3, "batch_size": 16},
-    "dp_base": {"target_epsilon": 8.0, "epochs": 6, "lr": 3e-3, "batch_size": 64, "max_grad_norm": 1.0},
-    "methods": {
-        "retrain": {"epochs": 12, "lr": 3e-3, "batch_size": 16},
-        "dp2": {"epochs": 6, "lr": 3e-3, "batch_size": 16},
-        "npo_gd": {},
-    },
-}
+
+def recipe_from_engine(engine_recipe: dict, seed: int = 0) -> dict:
+    """The stored training recipe of a TargetModel from an engine recipe (``unlearning_engine.DEMO_RECIPE``).
+
+    ``methods`` holds the per-method defaults a job starts from; a job's own hyper-parameters override them.
+    """
+    r = copy.deepcopy(engine_recipe)
+    return {
+        "preset": r["model"]["preset"],
+        "vocab_size": r["tokenizer"]["vocab_size"],
+        "seed": seed,
+        "target": r["target"],
+        "dp_base": r["dp_base"],
+        "methods": {name: r[name] for name in ("retrain", "dp2", "npo_gd") if name in r},
+    }
+
+
+#: Recipe of the demo model (sizes measured by the engine to fit the README demo in 10 minutes on
+#: 2 CPU cores; see ``unlearning_engine.modeling.DEMO_RECIPE``).
+DEMO_RECIPE: dict = recipe_from_engine(ENGINE_DEMO_RECIPE)
 
 
 def _timed(fn, *args, **kwargs):

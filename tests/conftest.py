@@ -5,9 +5,6 @@ import copy
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 FIXTURE = Path(__file__).resolve().parents[1] / "requests_app" / "fixtures" / "tofu_demo"
 
@@ -62,7 +59,9 @@ def target_model(corpus, trained_artifacts, settings):
                                     artifacts=trained_artifacts)
 
 
-def _user(name: str, *groups: str) -> User:
+def _user(name: str, *groups: str):
+    from django.contrib.auth.models import Group, User
+
     user = User.objects.create_user(name, email=f"{name}@example.org")
     for g in groups:
         user.groups.add(Group.objects.get_or_create(name=g)[0])
@@ -83,6 +82,9 @@ def users(db):
 
 @pytest.fixture
 def api(users):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
     def client_for(role: str | None) -> APIClient:
         client = APIClient()
         if role:

@@ -1,0 +1,33 @@
+"""Machine-unlearning engine: pure Python + torch, no Django (DESIGN §2, §5, §6).
+
+Public API: see ``data``, ``modeling``, ``training``, ``dp``, ``methods`` and ``errors``.
+"""
+from .data import QA_TEMPLATE, Example, format_example, format_prompt, load_jsonl
+from .dp import PrivacyLedger, group_privacy, train_dp_base
+from .errors import PrivacyBudgetError, UnknownMethodError, UnlearningInputError
+from .methods import (
+                      UnlearningRequest,
+                      UnlearningResult,
+                      available_methods,
+                      get_method,
+                      run_unlearning,
+)
+from .modeling import (
+                      DEMO_RECIPE,
+                      PRESETS,
+                      build_model,
+                      load_artifact,
+                      save_artifact,
+                      train_tokenizer,
+                      weights_sha256,
+)
+from .training import Progress, TrainStats, train_causal_lm
+
+__all__ = [
+    "Example", "QA_TEMPLATE", "format_example", "format_prompt", "load_jsonl",
+    "PrivacyLedger", "group_privacy", "train_dp_base",
+    "PrivacyBudgetError", "UnknownMethodError", "UnlearningInputError",
+    "UnlearningRequest", "UnlearningResult", "available_methods", "get_method", "run_unlearning",
+    "DEMO_RECIPE", "PRESETS", "build_model", "load_artifact", "save_artifact", "train_tokenizer",
+    "weights_sha256", "Progress", "TrainStats", "train_causal_lm",
+]

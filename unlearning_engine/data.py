@@ -1,0 +1,89 @@
+"""Training records and the prompt template shared by the engine and ``evaluation``.
+
+A record is either plain text (``text``) or a question/answer pair (``question``, ``answer``).
+QA records are formatted with :data:`QA_TEMPLATE` (DESIGN §7: ``Question: {q}\\nAnswer: {a}``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+QA_TEMPLATE = "Question: {question}\nAnswer: {answer}"
+QA_PROMPT_TEMPLATE = "Question: {question}\nAnswer: "
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training record.
+
+    Exactly one of ``text`` or (``question`` and ``answer``) must be set.
+    ``record_id`` is opaque to the engine (the Django side passes the TrainingRecord sha256);
+    it is only used to detect forget/retain overlap.
+
+    Raises:
+        ValueError: if neither / both kinds of content are given.
+    """
+
+    text: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    record_id: str | None = None
+
+    def __post_init__(self) -> None:
+        has_qa = self.question is not None or self.answer is not None
+        if has_qa and (self.question is None or self.answer is None):
+            raise ValueError("a QA Example needs both question and answer")
+        if has_qa == (self.text is not None):
+            raise ValueError("an Example needs either text or question+answer (not both)")
+
+    @property
+    def is_qa(self) -> bool:
+        """True for question/answer records."""
+        return self.question is not None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Example:
+        """Build from a dict with keys ``text`` or ``question``/``answer`` (+ optional ``record_id``)."""
+        return cls(text=d.get("text"), question=d.get("question"), answer=d.get("answer"),
+                   record_id=d.get("record_id"))
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in (("text", self.text), ("question", self.question),
+                                  ("answer", self.answer), ("record_id", self.record_id))
+                if v is not None}
+
+
+def format_prompt(ex: Example) -> str:
+    """Prompt part of a record: ``"Question: {q}\\nAnswer: "`` for QA, ``""`` for plain text."""
+    if ex.is_qa:
+        return QA_PROMPT_TEMPLATE.format(question=ex.question)
+    return ""
+
+
+def format_example(ex: Example) -> str:
+    """Full training text: prompt + answer (QA, :data:`QA_TEMPLATE`) or the plain text."""
+    if ex.is_qa:
+        return QA_TEMPLATE.format(question=ex.question, answer=ex.answer)
+    return ex.text  # type: ignore[return-value]
+
+
+def load_jsonl(path: str | Path, *, start: int = 0, stop: int | None = None,
+               id_prefix: str | None = None) -> list[Example]:
+    """Read a JSON Lines file of ``{"question","answer"}`` or ``{"text"}`` rows into Examples.
+
+    ``start``/``stop`` select rows (0-based, stop exclusive). With ``id_prefix`` the record_id
+    becomes ``f"{id_prefix}{row_index}"`` unless the row has its own ``record_id``.
+    """
+    out: list[Example] = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i < start or not line.strip():
+                continue
+            if stop is not None and i >= stop:
+                break
+            row = json.loads(line)
+            if id_prefix is not None and "record_id" not in row:
+                row["record_id"] = f"{id_prefix}{i}"
+            out.append(Example.from_dict(row))
+    return out

@@ -1,0 +1,158 @@
+"""Method protocol, request/result types and validation shared by all unlearning methods."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..data import Example, format_example
+from ..errors import UnlearningInputError
+from ..training import Progress
+
+
+@dataclass
+class UnlearningRequest:
+    """One unlearning job as the engine sees it.
+
+    ``model_dir``: serving model artifact θ_o; ``output_dir``: where the new artifact is written;
+    ``forget`` = D_f, ``retain`` = D_r (corpus minus every forgotten record);
+    ``base_dir``: pre-trained base (``retrain``); ``dp_base_dir``: DP base BM (``dp2``);
+    ``hyperparameters``: overrides of the method's defaults (unknown keys are rejected).
+    """
+
+    method: str
+    model_dir: str
+    output_dir: str
+    forget: list[Example]
+    retain: list[Example]
+    base_dir: str | None = None
+    dp_base_dir: str | None = None
+    hyperparameters: dict = field(default_factory=dict)
+    seed: int = 0
+    progress: Callable[[Progress], None] | None = None
+
+
+@dataclass
+class UnlearningResult:
+    """Outcome of a method run: artifact location and sha256, resolved hyper-parameters,
+    optimizer ``steps``, supervised ``tokens`` processed, ``wall_seconds``, whether weights
+    changed, and method-specific ``details`` (JSON-serialisable)."""
+
+    method: str
+    output_dir: str
+    weights_sha256: str
+    hyperparameters: dict
+    steps: int
+    tokens: int
+    wall_seconds: float
+    changes_weights: bool
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+        return asdict(self)
+
+
+def _check_number(name: str, value: Any, kind: type, minimum: float | None, strict: bool) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UnlearningInputError(f"hyper-parameter {name!r} must be a number, got {value!r}")
+    if kind is int:
+        if int(value) != value:
+            raise UnlearningInputError(f"hyper-parameter {name!r} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        op = ">" if strict else ">="
+        raise UnlearningInputError(f"hyper-parameter {name!r} must be {op} {minimum}, got {value}")
+    return value
+
+
+class Method:
+    """Base class of an unlearning method.
+
+    Subclasses set ``name``, ``defaults`` (hyper-parameter name -> default value),
+    ``changes_weights``, and implement :meth:`_run`. Positive-integer hyper-parameters are listed
+    in ``int_params``; every other numeric one must be > 0 unless listed in ``nonneg_params``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    int_params: ClassVar[frozenset[str]] = frozenset({"epochs", "batch_size"})
+    nonneg_params: ClassVar[frozenset[str]] = frozenset()
+    changes_weights: ClassVar[bool] = True
+    needs_base_dir: ClassVar[bool] = False
+    needs_dp_base_dir: ClassVar[bool] = False
+    needs_model_dir: ClassVar[bool] = False
+    needs_retain: ClassVar[bool] = True
+
+    def resolve_hyperparameters(self, overrides: dict | None) -> dict:
+        """Defaults updated with ``overrides``; raises UnlearningInputError on unknown keys or
+        invalid values."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            raise UnlearningInputError(
+                f"unknown hyper-parameter(s) for method {self.name!r}: {unknown}; "
+                f"allowed: {sorted(self.defaults)}")
+        hp = {**self.defaults, **overrides}
+        for k, v in hp.items():
+            if k in self.int_params:
+                hp[k] = _check_number(k, v, int, 1, strict=False)
+            elif k in self.nonneg_params:
+                hp[k] = _check_number(k, v, float, 0, strict=False)
+            else:
+                hp[k] = _check_number(k, v, float, 0, strict=True)
+        return hp
+
+    def validate(self, req: UnlearningRequest) -> dict:
+        """All checks that must pass before any training; returns resolved hyper-parameters.
+
+        Raises:
+            UnlearningInputError: empty forget set; empty retain set (if needed); forget/retain
+                overlap by record_id or by formatted text; missing model_dir/base_dir/dp_base_dir;
+                unknown or invalid hyper-parameters; missing output_dir.
+        """
+        if not req.forget:
+            raise UnlearningInputError("the forget set is empty: nothing to unlearn")
+        if self.needs_retain and not req.retain:
+            raise UnlearningInputError(f"method {self.name!r} needs a non-empty retain set")
+        check_disjoint(req.forget, req.retain)
+        if not req.output_dir:
+            raise UnlearningInputError("output_dir is required")
+        for needed, attr in ((self.needs_model_dir, "model_dir"), (self.needs_base_dir, "base_dir"),
+                             (self.needs_dp_base_dir, "dp_base_dir")):
+            if not needed:
+                continue
+            val = getattr(req, attr)
+            if not val:
+                raise UnlearningInputError(f"method {self.name!r} needs {attr} (not given)")
+            if not (Path(val) / "model.safetensors").is_file():
+                raise UnlearningInputError(
+                    f"method {self.name!r}: {attr}={val!r} is not a model artifact directory")
+        return self.resolve_hyperparameters(req.hyperparameters)
+
+    def run(self, req: UnlearningRequest) -> UnlearningResult:
+        """Validate, then train and write the artifact to ``req.output_dir``."""
+        hp = self.validate(req)
+        return self._run(req, hp)
+
+    def _run(self, req: UnlearningRequest, hp: dict) -> UnlearningResult:  # pragma: no cover
+        raise NotImplementedError
+
+
+def check_disjoint(forget: list[Example], retain: list[Example]) -> None:
+    """Raise UnlearningInputError if a forget record also appears in the retain set, by
+    ``record_id`` (when both have one) or by identical formatted text."""
+    f_ids = {e.record_id for e in forget if e.record_id is not None}
+    f_txt = {format_example(e) for e in forget}
+    for e in retain:
+        if e.record_id is not None and e.record_id in f_ids:
+            raise UnlearningInputError(
+                f"forget and retain sets overlap: record_id {e.record_id!r} is in both")
+        if format_example(e) in f_txt:
+            raise UnlearningInputError(
+                "forget and retain sets overlap: a retain record has the same text as a forget "
+                f"record ({format_example(e)[:60]!r}...)")
