@@ -202,7 +202,23 @@ class RemovalTicket(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    idempotency_body_sha256 = models.CharField(max_length=64, blank=True)
     failure_reason = models.TextField(blank=True)
+    # deadline extension (GDPR Art. 12(3): once, up to two further months; CCPA: once, 45 days)
+    original_due_at = models.DateTimeField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
+    extension_notified_at = models.DateTimeField(null=True, blank=True)
+    due_soon_flagged_at = models.DateTimeField(null=True, blank=True)
+    # legal hold: the status to return to is kept so that release resumes the same step
+    hold_reason = models.TextField(blank=True)
+    status_before_hold = models.CharField(max_length=20, blank=True)
+    # GDPR Art. 12(5) evidence: an open ticket for the same subject filed shortly before
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="repeats")
+    # data minimisation: text the owner pasted or uploaded, encrypted at rest (Fernet), purged later
+    evidence_ciphertext = models.TextField(blank=True)
+    evidence_sha256 = models.CharField(max_length=64, blank=True)
+    evidence_bytes = models.PositiveIntegerField(default=0)
+    evidence_purged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -335,3 +351,36 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
+
+
+class WebhookEndpoint(models.Model):
+    """A subscriber to event notifications, signed with HMAC-SHA256 over the body (``secret``)."""
+
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=200)
+    events = models.JSONField(default=list, blank=True, help_text="event names; empty = all")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: the delivery log with attempts and the last outcome."""
+
+    STATUS_PENDING = "pending"
+    STATUS_DELIVERED = "delivered"
+    STATUS_FAILED = "failed"
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
+    event = models.CharField(max_length=60)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, default=STATUS_PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -114,3 +114,48 @@ def job_forget_records(job) -> QuerySet[TrainingRecord]:
 
 def corpus_holdout_records(corpus) -> QuerySet[TrainingRecord]:
     return TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_HOLDOUT).order_by("index")
+
+
+OPEN_STATUSES_EXCLUDED = ("certified", "denied", "withdrawn")
+
+
+def tickets_open() -> QuerySet[RemovalTicket]:
+    return RemovalTicket.objects.exclude(status__in=OPEN_STATUSES_EXCLUDED)
+
+
+def tickets_overdue(*, now) -> QuerySet[RemovalTicket]:
+    """Open tickets past their (possibly extended) deadline."""
+    return tickets_open().filter(due_at__lt=now).order_by("due_at")
+
+
+def tickets_due_soon(*, now, horizon) -> QuerySet[RemovalTicket]:
+    """Open tickets due between ``now`` and ``horizon``."""
+    return tickets_open().filter(due_at__gte=now, due_at__lte=horizon).order_by("due_at")
+
+
+def ccpa_metrics(*, start, end) -> dict:
+    """CCPA regulations §7102 figures for requests to delete received in [start, end).
+
+    received, complied with (certified), denied, withdrawn, open, and the median number of days
+    from receipt to the response (certification or denial).
+    """
+    import statistics
+
+    from .models import AuditEvent
+
+    tickets = list(RemovalTicket.objects.filter(received_at__gte=start, received_at__lt=end))
+    ids = [str(t.public_id) for t in tickets]
+    responded = {}
+    for e in AuditEvent.objects.filter(object_id__in=ids, verb__in=["ticket.certified", "ticket.denied"]).order_by("id"):
+        responded.setdefault(e.object_id, e.timestamp)
+    days = [(responded[str(t.public_id)] - t.received_at).total_seconds() / 86400 for t in tickets
+            if str(t.public_id) in responded]
+    return {
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "received": len(tickets),
+        "complied": sum(t.status == "certified" for t in tickets),
+        "denied": sum(t.status == "denied" for t in tickets),
+        "withdrawn": sum(t.status == "withdrawn" for t in tickets),
+        "open": sum(t.status not in OPEN_STATUSES_EXCLUDED for t in tickets),
+        "median_days_to_respond": round(statistics.median(days), 2) if days else None,
+    }

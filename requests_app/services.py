@@ -39,6 +39,37 @@ class NotFound(ServiceError):
     """A referenced object does not exist (the API answers 400/404 with the message)."""
 
 
+class IdempotencyConflict(ServiceError):
+    """An idempotency key replayed with a different body (the API answers 422)."""
+
+
+class PayloadTooLarge(ServiceError):
+    """Uploaded or pasted evidence above the limit (the API answers 413 with the limit)."""
+
+
+class PermissionDeniedError(ServiceError):
+    """A policy forbids this actor (e.g. four-eyes: the reviewer may not approve; API 403)."""
+
+
+TERMINAL_STATUSES = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+
+
+def _fernet():
+    from cryptography.fernet import Fernet
+
+    return Fernet(settings.EVIDENCE_ENCRYPTION_KEY.encode())
+
+
+def encrypt_text(text: str) -> str:
+    """Fernet token (AES-128-CBC + HMAC-SHA256) of ``text`` with the key from settings."""
+    return _fernet().encrypt(text.encode("utf-8")).decode("ascii")
+
+
+def decrypt_text(token: str) -> str:
+    """Inverse of :func:`encrypt_text`; raises ``cryptography.fernet.InvalidToken`` on a wrong key."""
+    return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
+
+
 def _sha256_text(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -73,6 +104,7 @@ def _ticket_transition(
     after = {"status": to}
     after.update({k: v for k, v in fields.items() if isinstance(v, (str, int, float, bool, list)) and k != "identity_code_sha256"})
     audit_event_record(actor=actor, verb=verb, obj=ticket, before=before, after=after)
+    webhook_event_emit(event=verb, payload={"ticket": str(ticket.public_id), "status": to, "previous": before["status"]})
     return ticket
 
 
@@ -127,22 +159,48 @@ def ticket_create(
     description: str = "",
     target_model: TargetModel | None = None,
     idempotency_key: str | None = None,
+    request_body_sha256: str = "",
     received_at=None,
+    evidence_text: str = "",
 ) -> tuple[RemovalTicket, bool]:
     """File an erasure request; e-mails a one-time identity code to the requester.
 
     Returns ``(ticket, created)``; a replay with the same idempotency key returns the original
-    ticket with ``created=False``. Deadlines per :func:`workflow.deadlines_for`.
+    ticket with ``created=False``. Deadlines per :func:`workflow.deadlines_for`. An open ticket for
+    the same subject filed within ``DUPLICATE_WINDOW_DAYS`` is linked as ``duplicate_of`` (evidence
+    for GDPR Art. 12(5)); the new ticket is still filed. ``evidence_text`` (pasted or uploaded by the
+    owner) is stored encrypted with Fernet and only its digest survives the purge.
+
+    Raises:
+        IdempotencyConflict: the key was used before with another request body.
+        ServiceError: evidence text above ``EVIDENCE_MAX_BYTES``.
     """
     if idempotency_key:
         existing = RemovalTicket.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
         if existing:
+            if request_body_sha256 and existing.idempotency_body_sha256 not in ("", request_body_sha256):
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
             return existing, False
+    evidence = evidence_text.encode("utf-8") if evidence_text else b""
+    if len(evidence) > settings.EVIDENCE_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"the attached text is {len(evidence)} bytes; the limit is {settings.EVIDENCE_MAX_BYTES} bytes"
+        )
     received_at = received_at or timezone.now()
     ack_due, due = deadlines_for(jurisdiction, received_at)
+    window_start = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
+    duplicate_of = (
+        RemovalTicket.objects.filter(subject=subject, received_at__gte=window_start)
+        .exclude(status__in=TERMINAL_STATUSES).order_by("received_at").first()
+    )
     try:
         with transaction.atomic():
             ticket = RemovalTicket.objects.create(
+                duplicate_of=duplicate_of,
+                idempotency_body_sha256=request_body_sha256,
+                evidence_ciphertext=encrypt_text(evidence_text) if evidence_text else "",
+                evidence_sha256=hashlib.sha256(evidence).hexdigest() if evidence else "",
+                evidence_bytes=len(evidence),
                 requester=requester,
                 subject=subject,
                 target_model=target_model,
@@ -157,7 +215,8 @@ def ticket_create(
             audit_event_record(
                 actor=requester, verb="ticket.submitted", obj=ticket,
                 after={"status": ticket.status, "subject": str(subject.public_id), "jurisdiction": jurisdiction,
-                       "due_at": due.isoformat()},
+                       "due_at": due.isoformat(),
+                       "duplicate_of": str(duplicate_of.public_id) if duplicate_of else None},
             )
             _identity_code_issue(ticket)
     except IntegrityError:
@@ -166,6 +225,16 @@ def ticket_create(
             return existing, False
         raise
     return ticket, True
+
+
+def ticket_resend_code(*, ticket: RemovalTicket, actor) -> None:
+    """Issue a fresh identity code (resets the attempt counter); only while awaiting verification."""
+    with transaction.atomic():
+        locked = RemovalTicket.objects.select_for_update().get(pk=ticket.pk)
+        if locked.status != TicketStatus.SUBMITTED:
+            raise TransitionError(f"ticket is '{locked.status}', not awaiting identity verification", locked.status)
+        _identity_code_issue(locked)
+        audit_event_record(actor=actor, verb="ticket.code_resent", obj=locked)
 
 
 def ticket_verify_identity(*, ticket: RemovalTicket, code: str, actor) -> RemovalTicket:
@@ -232,6 +301,8 @@ def ticket_approve(
     if ticket.status not in sources_for(TicketStatus.APPROVED):
         raise TransitionError(f"cannot approve a ticket that is '{ticket.status}' (it must be in review)",
                               ticket.status)
+    if settings.FOUR_EYES_APPROVAL and ticket.reviewed_by_id and ticket.reviewed_by_id == approver.pk:
+        raise PermissionDeniedError("four-eyes policy: the reviewer of a ticket cannot also approve it")
     if method not in available_methods():
         raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
     model = target_model or ticket.target_model or selectors.model_default()
@@ -473,6 +544,9 @@ def job_finish(
             )
             audit_event_record(actor="system", verb="certificate.issued", obj=certificate,
                                after={"job": str(locked.public_id), "key_id": certificate.key_id})
+            webhook_event_emit(event="certificate.issued", payload={
+                "certificate": str(certificate.public_id), "job": str(locked.public_id),
+                "tickets": [str(t.public_id) for t in locked.tickets.all()]})
             for ticket in locked.tickets.all():
                 _ticket_transition(ticket, TicketStatus.CERTIFIED, actor="system", verb="ticket.certified")
         elif locked.publish:
@@ -530,3 +604,213 @@ def model_register_reference(
         audit_event_record(actor=actor, verb="model_version.reference_registered", obj=version,
                            after={"forget_set_sha256": forget_set_sha256, "weights_sha256": weights_sha256})
     return version
+
+
+# --- lifecycle: holds, extensions, retries, deadlines ------------------------------------------
+
+def ticket_hold(*, ticket: RemovalTicket, actor, reason: str) -> RemovalTicket:
+    """Put a ticket on legal hold (allowed before the job runs); release resumes the same step."""
+    if not reason:
+        raise ServiceError("a legal hold needs a reason")
+    with transaction.atomic():
+        current = RemovalTicket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
+        return _ticket_transition(ticket, TicketStatus.ON_HOLD, actor=actor, verb="ticket.on_hold",
+                                  fields={"hold_reason": reason, "status_before_hold": current or ""})
+
+
+def ticket_release_hold(*, ticket: RemovalTicket, actor) -> RemovalTicket:
+    """Release a legal hold: back to review (approval is always re-confirmed after a hold)."""
+    with transaction.atomic():
+        return _ticket_transition(ticket, TicketStatus.IN_REVIEW, actor=actor, verb="ticket.hold_released",
+                                  sources=[TicketStatus.ON_HOLD], fields={"hold_reason": ""})
+
+
+def ticket_extend_deadline(*, ticket: RemovalTicket, actor, reason: str, days: int | None = None,
+                           months: int | None = None) -> RemovalTicket:
+    """Extend the response deadline once, with a reason, notifying the requester now.
+
+    GDPR Art. 12(3): by up to two further months, notice within the first month (before the original
+    deadline). CCPA regulations §7021(b): once by up to 45 days, with notice within the first 45 days.
+
+    Raises:
+        ServiceError: a second extension, no reason, too long, or after the original deadline.
+    """
+    from dateutil.relativedelta import relativedelta
+
+    if not reason:
+        raise ServiceError("an extension needs a reason, which is sent to the requester")
+    with transaction.atomic():
+        locked = RemovalTicket.objects.select_for_update().get(pk=ticket.pk)
+        if locked.original_due_at is not None:
+            raise ServiceError("the deadline was already extended once")
+        if locked.status in TERMINAL_STATUSES:
+            raise TransitionError(f"ticket is '{locked.status}'", locked.status)
+        now = timezone.now()
+        if now >= locked.due_at:
+            raise ServiceError("the extension notice must be sent before the original deadline")
+        if locked.jurisdiction == "CCPA":
+            days = 45 if days is None and months is None else days
+            if months or days is None or not 1 <= days <= 45:
+                raise ServiceError("a CCPA extension is 1 to 45 days")
+            new_due = locked.due_at + timedelta(days=days)
+        else:
+            if months is None and days is None:
+                months = 2
+            new_due = locked.due_at + relativedelta(months=months or 0, days=days or 0)
+            if new_due > locked.due_at + relativedelta(months=2):
+                raise ServiceError("a GDPR extension is at most two further months")
+            if new_due <= locked.due_at:
+                raise ServiceError("the extension must move the deadline later")
+        RemovalTicket.objects.filter(pk=locked.pk).update(
+            original_due_at=locked.due_at, due_at=new_due, extension_reason=reason, extension_notified_at=now
+        )
+        audit_event_record(actor=actor, verb="ticket.deadline_extended", obj=locked,
+                           before={"due_at": locked.due_at.isoformat()},
+                           after={"due_at": new_due.isoformat(), "reason": reason, "notified_at": now.isoformat()})
+        email = locked.requester.email
+        if email:
+            transaction.on_commit(lambda: send_mail(
+                "Your data-removal request: deadline extended",
+                f"We need more time to complete request {locked.public_id}. New deadline: {new_due:%Y-%m-%d %H:%M} UTC. "
+                f"Reason: {reason}",
+                settings.DEFAULT_FROM_EMAIL, [email],
+            ))
+    locked.refresh_from_db()
+    return locked
+
+
+def ticket_retry(*, ticket: RemovalTicket, actor, method: str | None = None,
+                 hyperparameters: dict | None = None) -> UnlearningJob:
+    """An operator re-queues a failed ticket with a new job (another method or stronger settings)."""
+    from unlearning_engine import available_methods
+
+    previous = ticket.jobs.filter(publish=True).order_by("-id").first()
+    method = method or (previous.method if previous else "dp2")
+    if method not in available_methods():
+        raise ServiceError(f"unknown method '{method}'")
+    if ticket.target_model_id is None or not ticket.resolved_record_ids:
+        raise ServiceError("the ticket has no approved forget set")
+    source = selectors.model_serving_version(ticket.target_model)
+    with transaction.atomic():
+        _ticket_transition(ticket, TicketStatus.QUEUED, actor=actor, verb="ticket.retried",
+                           sources=[TicketStatus.FAILED], fields={"failure_reason": ""})
+        job = UnlearningJob.objects.create(
+            model=ticket.target_model, source_version=source, method=method,
+            hyperparameters=hyperparameters if hyperparameters is not None else (previous.hyperparameters if previous else {}),
+            forget_set_sha256=ticket.forget_set_sha256, forget_count=len(ticket.resolved_record_ids),
+        )
+        job.tickets.add(ticket)
+        audit_event_record(actor=actor, verb="job.created", obj=job,
+                           after={"method": method, "retry_of": str(previous.public_id) if previous else None})
+        _job_enqueue_on_commit(job)
+    return job
+
+
+def tickets_flag_due_soon(*, now=None) -> int:
+    """Flag open tickets due within ``DUE_SOON_DAYS`` once (audit event + webhook); returns the count."""
+    now = now or timezone.now()
+    horizon = now + timedelta(days=settings.DUE_SOON_DAYS)
+    flagged = 0
+    for ticket in selectors.tickets_due_soon(now=now, horizon=horizon).filter(due_soon_flagged_at__isnull=True):
+        with transaction.atomic():
+            if RemovalTicket.objects.filter(pk=ticket.pk, due_soon_flagged_at__isnull=True).update(due_soon_flagged_at=now):
+                audit_event_record(actor="system", verb="ticket.due_soon", obj=ticket,
+                                   after={"due_at": ticket.due_at.isoformat()})
+                webhook_event_emit(event="ticket.due_soon", payload={"ticket": str(ticket.public_id),
+                                                                     "due_at": ticket.due_at.isoformat()})
+                flagged += 1
+    return flagged
+
+
+def evidence_purge_expired(*, now=None) -> int:
+    """Purge forget-set text after certification + ``FORGET_TEXT_RETENTION_DAYS`` (DESIGN §8).
+
+    Blanks the encrypted evidence of certified tickets and the text of records forgotten by their
+    jobs, keeping every sha256 digest. Returns the number of tickets purged.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.FORGET_TEXT_RETENTION_DAYS)
+    purged = 0
+    for ticket in RemovalTicket.objects.filter(status=TicketStatus.CERTIFIED, evidence_purged_at__isnull=True,
+                                               jobs__certificate__issued_at__lte=cutoff).distinct():
+        with transaction.atomic():
+            RemovalTicket.objects.filter(pk=ticket.pk).update(evidence_ciphertext="", evidence_purged_at=now)
+            records = TrainingRecord.objects.filter(pk__in=ticket.resolved_record_ids, text_purged_at__isnull=True,
+                                                    forgotten_by__isnull=False)
+            n = records.update(text="", question="", answer="", text_purged_at=now)
+            audit_event_record(actor="system", verb="ticket.evidence_purged", obj=ticket,
+                               after={"records_purged": n, "evidence_sha256": ticket.evidence_sha256})
+            purged += 1
+    return purged
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+def webhook_event_emit(*, event: str, payload: dict) -> None:
+    """Record one delivery per subscribed endpoint in the caller's transaction; send on commit."""
+    from .models import WebhookDelivery, WebhookEndpoint
+
+    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if not e.events or event in e.events]
+    for endpoint in endpoints:
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint, event=event,
+            payload={"event": event, "occurred_at": timezone.now().isoformat(), "data": payload},
+        )
+
+        def send(delivery_id=delivery.pk):
+            from .tasks import webhook_deliver_task
+
+            webhook_deliver_task.delay(delivery_id)
+
+        transaction.on_commit(send)
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of the exact request body (RFC 2104), sent as ``X-Signature-SHA256``."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def webhook_deliver(*, delivery_id: int, timeout: float = 10.0) -> bool:
+    """POST one delivery; records the attempt. Returns True when delivered (2xx).
+
+    Raises nothing on HTTP errors; the caller (a Celery task with back-off) retries on False.
+    """
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    from .models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    if delivery.status == WebhookDelivery.STATUS_DELIVERED:
+        return True
+    body = _json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    request = urllib.request.Request(delivery.endpoint.url, data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        "X-Event": delivery.event,
+        "X-Delivery-Id": str(delivery.pk),
+        "X-Signature-SHA256": webhook_signature(delivery.endpoint.secret, body),
+    })
+    code, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 — operator-configured URL
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code, error = exc.code, str(exc)
+    except (urllib.error.URLError, OSError) as exc:
+        error = str(exc)
+    ok = code is not None and 200 <= code < 300
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=delivery.attempts + 1, last_status_code=code, last_error=error[:2000],
+        status=WebhookDelivery.STATUS_DELIVERED if ok else WebhookDelivery.STATUS_PENDING,
+        delivered_at=timezone.now() if ok else None,
+    )
+    return ok
+
+
+def webhook_mark_failed(*, delivery_id: int) -> None:
+    from .models import WebhookDelivery
+
+    WebhookDelivery.objects.filter(pk=delivery_id).exclude(status=WebhookDelivery.STATUS_DELIVERED).update(
+        status=WebhookDelivery.STATUS_FAILED
+    )

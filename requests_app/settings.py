@@ -82,11 +82,23 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "requests_app.api.permissions.ReadOnlyForAuditor",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("THROTTLE_ANON", default="60/minute"),
+        "user": env.str("THROTTLE_USER", default="600/minute"),
+    },
+    "EXCEPTION_HANDLER": "requests_app.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Erasure request compliance API",
@@ -111,6 +123,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "requests_app.tasks.job_run_task": {"queue": "gpu"},
+    "requests_app.tasks.webhook_deliver_task": {"queue": "webhooks"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -129,6 +142,34 @@ JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 EVALUATION_RETAIN_SAMPLE = env.int("EVALUATION_RETAIN_SAMPLE", default=40)
 EVALUATION_MAX_NEW_TOKENS = env.int("EVALUATION_MAX_NEW_TOKENS", default=48)
 FORGET_TEXT_RETENTION_DAYS = env.int("FORGET_TEXT_RETENTION_DAYS", default=30)
+
+# Workflow policy (DESIGN §4)
+FOUR_EYES_APPROVAL = env.bool("FOUR_EYES_APPROVAL", default=True)
+DUPLICATE_WINDOW_DAYS = env.int("DUPLICATE_WINDOW_DAYS", default=30)
+DUE_SOON_DAYS = env.int("DUE_SOON_DAYS", default=7)
+EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+
+
+def _dev_fernet_key(secret: str) -> str:
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(("evidence:" + secret).encode()).digest()).decode()
+
+
+# Fernet key for owner-supplied forget-set text at rest; production sets its own.
+EVIDENCE_ENCRYPTION_KEY = env.str("EVIDENCE_ENCRYPTION_KEY", default=_dev_fernet_key(SECRET_KEY))
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+
+CELERY_BEAT_SCHEDULE = {
+    "flag-due-soon-tickets": {"task": "requests_app.tasks.tickets_flag_due_soon_task", "schedule": 3600.0},
+    "purge-expired-evidence": {"task": "requests_app.tasks.evidence_purge_task", "schedule": 6 * 3600.0},
+}
+
+# Web portal (requests_app/portal): e-mail sign-in links
+LOGIN_URL = "portal:signin"
+PORTAL_SIGNIN_TTL_SECONDS = env.int("PORTAL_SIGNIN_TTL_SECONDS", default=15 * 60)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")

@@ -10,3 +10,32 @@ def job_run_task(job_id: int) -> str:
     from .jobs import job_execute
 
     return job_execute(job_id=job_id)
+
+
+@shared_task(name="requests_app.tasks.webhook_deliver_task", bind=True, ignore_result=True, acks_late=True)
+def webhook_deliver_task(self, delivery_id: int) -> None:
+    """Deliver one webhook; retries with exponential back-off (2, 4, 8, … s) up to WEBHOOK_MAX_ATTEMPTS."""
+    from django.conf import settings
+
+    from .services import webhook_deliver, webhook_mark_failed
+
+    if webhook_deliver(delivery_id=delivery_id):
+        return
+    if self.request.retries + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
+        webhook_mark_failed(delivery_id=delivery_id)
+        return
+    raise self.retry(countdown=2 ** (self.request.retries + 1))
+
+
+@shared_task(name="requests_app.tasks.tickets_flag_due_soon_task", ignore_result=True)
+def tickets_flag_due_soon_task() -> int:
+    from .services import tickets_flag_due_soon
+
+    return tickets_flag_due_soon()
+
+
+@shared_task(name="requests_app.tasks.evidence_purge_task", ignore_result=True)
+def evidence_purge_task() -> int:
+    from .services import evidence_purge_expired
+
+    return evidence_purge_expired()

@@ -33,3 +33,22 @@ class IsOperatorOrLegal(BasePermission):
 
     def has_permission(self, request, view):
         return _has(request.user, REVIEWER, APPROVER, OPERATOR)
+
+
+class IsAuditorOrLegal(BasePermission):
+    message = "only auditors and the legal team may read the audit trail and reports"
+
+    def has_permission(self, request, view):
+        return _has(request.user, AUDITOR, REVIEWER, APPROVER)
+
+
+class ReadOnlyForAuditor(BasePermission):
+    """Auditors read everything and change nothing."""
+
+    message = "auditors have read-only access"
+
+    def has_permission(self, request, view):
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        roles = user_roles(request.user)
+        return not (roles and roles <= {AUDITOR})

@@ -14,12 +14,31 @@ from ..models import (
 )
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 datetime that must carry a UTC offset (naive datetimes are rejected with 400)."""
+
+    def to_internal_value(self, value):
+        import datetime as dt
+
+        from django.utils.dateparse import parse_datetime
+
+        parsed = parse_datetime(value) if isinstance(value, str) else value
+        if isinstance(parsed, dt.datetime) and parsed.tzinfo is None:
+            raise serializers.ValidationError("naive datetime: give a UTC offset, e.g. 2026-01-31T09:00:00Z")
+        return super().to_internal_value(value)
+
+
 class TicketCreateSerializer(serializers.Serializer):
     subject_id = serializers.UUIDField(required=False, help_text="the data subject's public id")
     subject_name = serializers.CharField(required=False, max_length=300, help_text="or the subject's name")
     jurisdiction = serializers.ChoiceField(choices=Jurisdiction.choices, default=Jurisdiction.GDPR)
     legal_ground = serializers.ChoiceField(choices=LegalGround.choices, required=False, default="")
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    evidence_text = serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False,
+        help_text="text about the subject to find in the training data; stored encrypted, purged after certification",
+    )
+    received_at = AwareDateTimeField(required=False, help_text="legal team only: when a request arrived by mail")
 
     def validate(self, attrs):
         if not attrs.get("subject_id") and not attrs.get("subject_name"):
@@ -32,6 +51,7 @@ class TicketSerializer(serializers.ModelSerializer):
     subject = serializers.SerializerMethodField()
     target_model = serializers.CharField(source="target_model.name", default=None, read_only=True)
     jobs = serializers.SerializerMethodField()
+    duplicate_of = serializers.UUIDField(source="duplicate_of.public_id", default=None, read_only=True)
 
     class Meta:
         model = RemovalTicket
@@ -39,7 +59,8 @@ class TicketSerializer(serializers.ModelSerializer):
             "id", "status", "subject", "target_model", "jurisdiction", "legal_ground", "description",
             "received_at", "ack_due_at", "due_at", "identity_verified_at", "verification_level",
             "decision", "exception_code", "decision_reason", "forget_set_sha256", "failure_reason",
-            "jobs", "created_at", "updated_at",
+            "original_due_at", "extension_reason", "extension_notified_at", "hold_reason", "duplicate_of",
+            "evidence_sha256", "evidence_bytes", "evidence_purged_at", "jobs", "created_at", "updated_at",
         ]
 
     def get_subject(self, obj) -> dict:
@@ -145,3 +166,26 @@ class CertificateVerifySerializer(serializers.Serializer):
     signature = serializers.CharField()
     key_id = serializers.CharField()
     algorithm = serializers.CharField()
+
+
+class HoldSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+
+
+class ExtendSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+    days = serializers.IntegerField(required=False, min_value=1, max_value=62)
+    months = serializers.IntegerField(required=False, min_value=1, max_value=2)
+
+
+class RetrySerializer(serializers.Serializer):
+    method = serializers.CharField(required=False)
+    hyperparameters = serializers.DictField(required=False)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        from ..models import AuditEvent
+
+        model = AuditEvent
+        fields = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]

@@ -8,10 +8,13 @@ router = DefaultRouter()
 router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("certificates", views.CertificateViewSet, basename="certificate")
+router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("certificates/verify/", views.CertificateVerifyView.as_view(), name="certificate-verify"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("reports/ccpa/", views.CcpaReportView.as_view(), name="report-ccpa"),
+    path("deadlines/", views.DeadlinesView.as_view(), name="deadlines"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include(router.urls)),

@@ -2,7 +2,7 @@
 409 forbidden or stale transition (with the current status)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -12,15 +12,13 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..certificates import certificate_verify_document
 from ..models import Certificate, TargetModel, UnlearningJob
-from ..workflow import TransitionError
 from . import serializers as s
-from .permissions import IsApprover, IsOperatorOrLegal, IsReviewer
-
-
-def _error(exc: Exception) -> Response:
-    if isinstance(exc, TransitionError):
-        return Response({"detail": str(exc), "current_status": exc.current_status}, status=status.HTTP_409_CONFLICT)
-    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+from .permissions import (
+    IsApprover,
+    IsAuditorOrLegal,
+    IsOperatorOrLegal,
+    IsReviewer,
+)
 
 
 class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -35,22 +33,37 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(request=s.TicketCreateSerializer, responses={201: s.TicketSerializer, 200: s.TicketSerializer})
     def create(self, request):
-        """File a request; a replay with the same ``Idempotency-Key`` header returns the original."""
+        """File a request. A replay with the same ``Idempotency-Key`` header returns the original (200);
+        the same key with another body is 422. Evidence text above the limit is 413."""
+        import hashlib
+        import json
+
         data = s.TicketCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            subject = services.subject_lookup(
-                public_id=str(v["subject_id"]) if v.get("subject_id") else None, name=v.get("subject_name")
-            )
-            ticket, created = services.ticket_create(
-                requester=request.user, subject=subject, jurisdiction=v["jurisdiction"],
-                legal_ground=v.get("legal_ground", ""), description=v.get("description", ""),
-                idempotency_key=request.headers.get("Idempotency-Key") or None,
-            )
-        except services.ServiceError as exc:
-            return _error(exc)
+        if v.get("received_at") and not selectors.user_is_staff_role(request.user):
+            return Response({"detail": "only the legal team may back-date a request's receipt"}, status=403)
+        body_sha = hashlib.sha256(json.dumps(request.data, sort_keys=True, default=str).encode()).hexdigest()
+        subject = services.subject_lookup(
+            public_id=str(v["subject_id"]) if v.get("subject_id") else None, name=v.get("subject_name")
+        )
+        ticket, created = services.ticket_create(
+            requester=request.user, subject=subject, jurisdiction=v["jurisdiction"],
+            legal_ground=v.get("legal_ground", ""), description=v.get("description", ""),
+            idempotency_key=request.headers.get("Idempotency-Key") or None, request_body_sha256=body_sha,
+            received_at=v.get("received_at"), evidence_text=v.get("evidence_text", ""),
+        )
         return Response(s.TicketSerializer(ticket).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=None, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"], url_path="resend-code")
+    def resend_code(self, request, public_id=None):
+        """Send a fresh identity code (resets the attempt counter)."""
+        ticket = self.get_object()
+        if ticket.requester_id != request.user.pk:
+            return Response({"detail": "only the requester can ask for a code"}, status=403)
+        services.ticket_resend_code(ticket=ticket, actor=request.user)
+        return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(request=s.VerifyIdentitySerializer, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"], url_path="verify-identity")
@@ -60,20 +73,14 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             return Response({"detail": "only the requester can verify their identity"}, status=403)
         data = s.VerifyIdentitySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            ticket = services.ticket_verify_identity(ticket=ticket, code=data.validated_data["code"], actor=request.user)
-        except (services.ServiceError, TransitionError) as exc:
-            return _error(exc)
+        ticket = services.ticket_verify_identity(ticket=ticket, code=data.validated_data["code"], actor=request.user)
         return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(request=None, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
     def review(self, request, public_id=None):
         ticket = self.get_object()
-        try:
-            ticket = services.ticket_start_review(ticket=ticket, reviewer=request.user)
-        except TransitionError as exc:
-            return _error(exc)
+        ticket = services.ticket_start_review(ticket=ticket, reviewer=request.user)
         return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(responses=s.RecordSerializer(many=True))
@@ -96,13 +103,10 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             model = TargetModel.objects.filter(name=v["model"]).first()
             if model is None:
                 return Response({"detail": f"unknown model '{v['model']}'"}, status=400)
-        try:
-            job = services.ticket_approve(
-                ticket=ticket, approver=request.user, method=v["method"], hyperparameters=v.get("hyperparameters"),
-                record_ids=v.get("record_ids"), target_model=model,
-            )
-        except (services.ServiceError, TransitionError) as exc:
-            return _error(exc)
+        job = services.ticket_approve(
+            ticket=ticket, approver=request.user, method=v["method"], hyperparameters=v.get("hyperparameters"),
+            record_ids=v.get("record_ids"), target_model=model,
+        )
         job.refresh_from_db()
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -112,10 +116,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         ticket = self.get_object()
         data = s.DenySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            ticket = services.ticket_deny(ticket=ticket, actor=request.user, **data.validated_data)
-        except (services.ServiceError, TransitionError) as exc:
-            return _error(exc)
+        ticket = services.ticket_deny(ticket=ticket, actor=request.user, **data.validated_data)
         return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(request=None, responses=s.TicketSerializer)
@@ -124,10 +125,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         ticket = self.get_object()
         if ticket.requester_id != request.user.pk:
             return Response({"detail": "only the requester can withdraw a request"}, status=403)
-        try:
-            ticket = services.ticket_withdraw(ticket=ticket, actor=request.user)
-        except TransitionError as exc:
-            return _error(exc)
+        ticket = services.ticket_withdraw(ticket=ticket, actor=request.user)
         return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(request=s.ComparisonSerializer, responses={201: s.JobSerializer})
@@ -137,10 +135,42 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         ticket = self.get_object()
         data = s.ComparisonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            job = services.job_create_comparison(ticket=ticket, actor=request.user, **data.validated_data)
-        except services.ServiceError as exc:
-            return _error(exc)
+        job = services.job_create_comparison(ticket=ticket, actor=request.user, **data.validated_data)
+        job.refresh_from_db()
+        return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.HoldSerializer, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
+    def hold(self, request, public_id=None):
+        """Legal hold (until the job runs)."""
+        data = s.HoldSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_hold(ticket=self.get_object(), actor=request.user, **data.validated_data)
+        return Response(s.TicketSerializer(ticket).data)
+
+    @extend_schema(request=None, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
+    def release(self, request, public_id=None):
+        """Release a legal hold (back to review)."""
+        ticket = services.ticket_release_hold(ticket=self.get_object(), actor=request.user)
+        return Response(s.TicketSerializer(ticket).data)
+
+    @extend_schema(request=s.ExtendSerializer, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
+    def extend(self, request, public_id=None):
+        """Extend the deadline once (GDPR ≤ 2 months, CCPA ≤ 45 days) with a reason sent to the requester."""
+        data = s.ExtendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_extend_deadline(ticket=self.get_object(), actor=request.user, **data.validated_data)
+        return Response(s.TicketSerializer(ticket).data)
+
+    @extend_schema(request=s.ComparisonSerializer, responses={201: s.JobSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsOperatorOrLegal])
+    def retry(self, request, public_id=None):
+        """Re-queue a failed ticket with a new job (optionally another method or settings)."""
+        data = s.RetrySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.ticket_retry(ticket=self.get_object(), actor=request.user, **data.validated_data)
         job.refresh_from_db()
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -200,3 +230,102 @@ class MeView(APIView):
     def get(self, request):
         return Response({"username": request.user.get_username(), "roles": sorted(selectors.user_roles(request.user))})
 
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """The hash-chained audit trail (auditors and the legal team). ``export`` gives CSV or JSON."""
+
+    serializer_class = s.AuditEventSerializer
+    permission_classes = [IsAuthenticated, IsAuditorOrLegal]
+    filterset_fields = ["verb", "object_type", "object_id", "actor"]
+
+    def get_queryset(self):
+        from ..models import AuditEvent
+
+        return AuditEvent.objects.order_by("id")
+
+    @extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "json"])], responses={200: dict})
+    @action(detail=False, methods=["get"])
+    def export(self, request):
+        """The whole (filtered) trail as a download: ``?as=csv`` (default) or ``?as=json``."""
+        import csv
+        import io
+        import json
+
+        from django.http import HttpResponse
+
+        rows = s.AuditEventSerializer(self.filter_queryset(self.get_queryset()), many=True).data
+        if request.query_params.get("as") == "json":
+            response = HttpResponse(json.dumps(rows, default=str, indent=1), content_type="application/json")
+            response["Content-Disposition"] = 'attachment; filename="audit-trail.json"'
+            return response
+        out = io.StringIO()
+        writer = csv.writer(out)
+        fields = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow([json.dumps(row[f]) if isinstance(row[f], (dict, list)) else row[f] for f in fields])
+        response = HttpResponse(out.getvalue(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
+        return response
+
+    @extend_schema(responses={200: dict})
+    @action(detail=False, methods=["get"])
+    def verify(self, request):
+        """Recompute the hash chain; reports the first broken event."""
+        from ..audit import audit_chain_verify
+
+        r = audit_chain_verify()
+        return Response({"valid": r.valid, "checked": r.checked, "first_bad_id": r.first_bad_id, "reason": r.reason})
+
+
+class CcpaReportView(APIView):
+    """CCPA regulations §7102 figures for a period (default: the last 12 months)."""
+
+    permission_classes = [IsAuthenticated, IsAuditorOrLegal]
+
+    @extend_schema(parameters=[OpenApiParameter("start", str), OpenApiParameter("end", str)], responses={200: dict})
+    def get(self, request):
+        import datetime as dt
+
+        from django.utils import timezone
+        from django.utils.dateparse import parse_datetime
+
+        end = timezone.now()
+        start = end - dt.timedelta(days=365)
+        for name in ("start", "end"):
+            raw = request.query_params.get(name)
+            if raw:
+                value = parse_datetime(raw)
+                if value is None:
+                    return Response({"detail": f"{name}: not an ISO 8601 datetime"}, status=400)
+                if value.tzinfo is None:
+                    return Response({"detail": f"{name}: naive datetime, give a UTC offset"}, status=400)
+                if name == "start":
+                    start = value
+                else:
+                    end = value
+        if start >= end:
+            return Response({"detail": "start must be before end"}, status=400)
+        return Response(selectors.ccpa_metrics(start=start, end=end))
+
+
+class DeadlinesView(APIView):
+    """Open tickets that are overdue or due within ``DUE_SOON_DAYS`` (legal team and auditors)."""
+
+    permission_classes = [IsAuthenticated, IsAuditorOrLegal]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        import datetime as dt
+
+        from django.conf import settings
+        from django.utils import timezone
+
+        now = timezone.now()
+        soon = selectors.tickets_due_soon(now=now, horizon=now + dt.timedelta(days=settings.DUE_SOON_DAYS))
+        return Response({
+            "now": now.isoformat(),
+            "overdue": s.TicketSerializer(selectors.tickets_overdue(now=now), many=True).data,
+            "due_soon": s.TicketSerializer(soon, many=True).data,
+        })

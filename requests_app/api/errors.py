@@ -1,0 +1,22 @@
+"""API error mapping: service exceptions → HTTP status with a message."""
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .. import services
+from ..workflow import TransitionError
+
+
+def exception_handler(exc, context):
+    """DRF's handler plus: 409 transition (with current status), 422 idempotency conflict, 413 too
+    large, 403 policy, 400 other service errors."""
+    if isinstance(exc, TransitionError):
+        return Response({"detail": str(exc), "current_status": exc.current_status}, status=409)
+    if isinstance(exc, services.IdempotencyConflict):
+        return Response({"detail": str(exc)}, status=422)
+    if isinstance(exc, services.PayloadTooLarge):
+        return Response({"detail": str(exc)}, status=413)
+    if isinstance(exc, services.PermissionDeniedError):
+        return Response({"detail": str(exc)}, status=403)
+    if isinstance(exc, services.ServiceError):
+        return Response({"detail": str(exc)}, status=400)
+    return drf_exception_handler(exc, context)

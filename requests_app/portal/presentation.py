@@ -1,0 +1,165 @@
+"""Read-only helpers that turn rows into what the templates show (labels, timelines, summaries)."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from ..models import AuditEvent
+
+STATUS_LABELS = {
+    "submitted": gettext_lazy("Waiting for your confirmation code"),
+    "identity_verified": gettext_lazy("Confirmed, waiting for review"),
+    "in_review": gettext_lazy("Being reviewed by our legal team"),
+    "approved": gettext_lazy("Approved"),
+    "queued": gettext_lazy("Approved, removal scheduled"),
+    "running": gettext_lazy("Removal in progress"),
+    "evaluating": gettext_lazy("Checking that the data is gone"),
+    "certified": gettext_lazy("Done: data removed, certificate issued"),
+    "denied": gettext_lazy("Declined"),
+    "withdrawn": gettext_lazy("Withdrawn by you"),
+    "failed": gettext_lazy("The removal did not pass its checks; our team will try again"),
+    "on_hold": gettext_lazy("On hold"),
+    # job statuses
+    "succeeded": gettext_lazy("Succeeded"),
+    "cancelled": gettext_lazy("Cancelled"),
+}
+
+VERB_LABELS = {
+    "ticket.submitted": gettext_lazy("Request received"),
+    "ticket.identity_verified": gettext_lazy("Identity confirmed with the e-mailed code"),
+    "ticket.review_started": gettext_lazy("Legal review started"),
+    "ticket.approved": gettext_lazy("Request approved; the data to remove was fixed"),
+    "ticket.queued": gettext_lazy("Removal scheduled"),
+    "ticket.running": gettext_lazy("Removal from the model started"),
+    "ticket.evaluating": gettext_lazy("Checking that the data is gone"),
+    "ticket.certified": gettext_lazy("Removal confirmed; certificate issued"),
+    "ticket.denied": gettext_lazy("Request declined"),
+    "ticket.withdrawn": gettext_lazy("Request withdrawn"),
+    "ticket.failed": gettext_lazy("The removal did not pass its checks"),
+    "ticket.on_hold": gettext_lazy("Put on hold"),
+    "ticket.code_resent": gettext_lazy("A new confirmation code was sent"),
+    "ticket.deadline_extended": gettext_lazy("Deadline extended"),
+    "ticket.retried": gettext_lazy("Removal tried again"),
+    "ticket.hold_released": gettext_lazy("Hold released"),
+    "ticket.due_soon": gettext_lazy("Deadline is near"),
+    "ticket.evidence_purged": gettext_lazy("The text you attached was deleted; only its fingerprint is kept"),
+}
+
+def _due_soon() -> timedelta:
+    return timedelta(days=int(getattr(settings, "DUE_SOON_DAYS", 7)))
+
+
+def status_label(status: str) -> str:
+    return str(STATUS_LABELS.get(status, status))
+
+
+def deadline_state(due_at, now=None) -> str:
+    """``overdue``, ``due_soon`` (within ``DUE_SOON_DAYS``, default 7) or ``ok``."""
+    now = now or timezone.now()
+    if due_at < now:
+        return "overdue"
+    if due_at - now <= _due_soon():
+        return "due_soon"
+    return "ok"
+
+
+def ticket_timeline(ticket, *, viewer, staff: bool) -> list[dict]:
+    """The ticket's audit events (object id = the ticket's public id), oldest first.
+
+    Owners see who acted only as "you", "our team" or "automatic"; staff see the actor label.
+    """
+    events = AuditEvent.objects.filter(object_type="RemovalTicket", object_id=str(ticket.public_id)).order_by("id")
+    own = f"user:{viewer.pk}:{viewer.get_username()}"
+    out = []
+    for e in events:
+        if staff:
+            who = e.actor
+        elif e.actor == own:
+            who = _("you")
+        elif e.actor.startswith("user:"):
+            who = _("our team")
+        else:
+            who = _("automatic")
+        detail = ""
+        after = e.after or {}
+        if e.verb == "ticket.denied":
+            detail = after.get("decision_reason", "")
+        elif e.verb == "ticket.deadline_extended":
+            detail = after.get("reason", "")
+        elif e.verb == "ticket.failed" and staff:
+            detail = after.get("failure_reason", "")
+        out.append({"timestamp": e.timestamp, "verb": e.verb, "label": str(VERB_LABELS.get(e.verb, e.verb)),
+                    "who": who, "detail": detail, "status": after.get("status", "")})
+    return out
+
+
+REASON_TEXT = [
+    (r"^ok$", gettext_lazy("The signature is valid and was made with one of our published keys.")),
+    (r"^bad signature", gettext_lazy("The signature does not match the content: the certificate was changed after it was signed, or it is forged.")),
+    (r"^unknown key id", gettext_lazy("It was signed with a key that we have not published.")),
+    (r"^unsupported algorithm", gettext_lazy("It uses a signature algorithm we do not issue.")),
+    (r"^malformed", gettext_lazy("It is not a complete certificate document.")),
+]
+
+
+def verification_reason_text(reason: str) -> str:
+    """A plain-language explanation followed by the technical reason."""
+    for pattern, text in REASON_TEXT:
+        if re.match(pattern, reason or ""):
+            return f"{text} ({reason})" if reason != "ok" else str(text)
+    return reason
+
+
+def certificate_summary(payload: dict) -> dict:
+    """The main statements of a certificate payload, for people (values as given, not trusted)."""
+    def get(d, *path):
+        for p in path:
+            if not isinstance(d, dict):
+                return None
+            d = d.get(p)
+        return d
+
+    checks = get(payload, "verdicts", "checks")
+    return {
+        "certificate_id": payload.get("certificate_id"),
+        "issued_at": payload.get("issued_at"),
+        "issuer": payload.get("issuer"),
+        "tickets": [t for t in (payload.get("tickets") or []) if isinstance(t, dict)],
+        "model": get(payload, "model", "name"),
+        "version_before": get(payload, "version_before", "weights_sha256"),
+        "version_after": get(payload, "version_after", "weights_sha256"),
+        "method": get(payload, "job", "method"),
+        "forget_count": get(payload, "forget_set", "count"),
+        "forget_sha256": get(payload, "forget_set", "sha256"),
+        "dp": payload.get("dp_guarantee") if isinstance(payload.get("dp_guarantee"), dict) else None,
+        "passed": get(payload, "verdicts", "passed"),
+        "checks": [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else [],
+        "limitations": [str(x) for x in (payload.get("limitations") or []) if isinstance(x, (str, int, float))],
+    }
+
+
+def certificate_body_html(document: dict, result) -> str:
+    """The body of ``evaluation.certificate.render_certificate_html`` (every value is escaped there)."""
+    from evaluation.certificate import render_certificate_html
+
+    page = render_certificate_html(document, result)
+    match = re.search(r"<body>(.*)</body>", page, flags=re.S)
+    body = match.group(1) if match else page
+    # our page has its own <h1>; demote the renderer's headings by one level
+    return body.replace("<h2>", "<h3>").replace("</h2>", "</h3>").replace("<h1>", "<h2>").replace("</h1>", "</h2>")
+
+
+def page(request, template: str, context: dict | None = None, status: int = 200):
+    """``render`` plus what the base template needs (whether to show the staff navigation)."""
+    from django.shortcuts import render
+
+    from ..selectors import user_is_staff_role
+
+    ctx = {"is_staff_role": user_is_staff_role(request.user)}
+    ctx.update(context or {})
+    return render(request, template, ctx, status=status)
