@@ -218,6 +218,8 @@ def ticket_create(
                        "due_at": due.isoformat(),
                        "duplicate_of": str(duplicate_of.public_id) if duplicate_of else None},
             )
+            webhook_event_emit(event="ticket.submitted", payload={"ticket": str(ticket.public_id),
+                                                                  "status": ticket.status})
             _identity_code_issue(ticket)
     except IntegrityError:
         existing = RemovalTicket.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
