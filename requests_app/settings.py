@@ -105,6 +105,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Data-removal requests against ML models: review, approval, unlearning jobs, "
     "evaluation reports and signed certificates.",
     "VERSION": "1.0.0",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 
 # --- Celery (DESIGN §9) ---------------------------------------------------------------------
