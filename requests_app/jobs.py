@@ -10,9 +10,11 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 
 from django.conf import settings
+from django.db import connection
 
 from unlearning_engine import Example, UnlearningRequest, run_unlearning
 from unlearning_engine.errors import UnlearningInputError
@@ -36,6 +38,10 @@ def retain_sample(records, n: int) -> list:
     return sorted(records, key=lambda r: r.sha256)[:n]
 
 
+class JobCancelled(Exception):
+    """The job was cancelled by an operator while it ran."""
+
+
 def _progress_writer(job_id: int):
     last = [0.0]
 
@@ -49,8 +55,29 @@ def _progress_writer(job_id: int):
             "loss": round(float(progress.loss), 5), "tokens_per_s": round(float(progress.tokens_per_s), 1),
             "eta_seconds": round(float(progress.eta_seconds), 1),
         })
+        if not services.job_heartbeat(job_id=job_id):
+            raise JobCancelled(f"job {job_id} was cancelled")
 
     return write
+
+
+class _Heartbeat(threading.Thread):
+    """Background heartbeat (every ``JOB_HEARTBEAT_INTERVAL`` s) while the job runs, also during
+    evaluation when no training progress is reported."""
+
+    def __init__(self, job_id: int):
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.job_id = job_id
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(settings.JOB_HEARTBEAT_INTERVAL):
+                services.job_heartbeat(job_id=self.job_id)
+        finally:
+            connection.close()
 
 
 def evaluate_artifact(model_dir, *, forget, retain, holdout) -> dict:
@@ -73,13 +100,22 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
         logger.info("job %s already claimed; duplicate delivery ignored", job_id)
         return "skipped"
     started = time.monotonic()
+    heartbeat = _Heartbeat(job.pk)
+    if connection.vendor != "sqlite":  # embedded mode: one process, and SQLite locks across threads
+        heartbeat.start()
     try:
         _job_run_claimed(job, started)
+    except JobCancelled:
+        logger.info("job %s cancelled while running", job.public_id)
     except (UnlearningInputError, ArtifactStoreError, services.ServiceError) as exc:
         services.job_fail(job=job, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 — any crash ends as a FAILED job with its reason
         logger.exception("job %s crashed", job.public_id)
         services.job_fail(job=job, reason=f"{type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.stop.set()
+        if heartbeat.is_alive():
+            heartbeat.join(timeout=5)
     job.refresh_from_db()
     return job.status
 
@@ -104,8 +140,9 @@ def _job_run_claimed(job, started: float) -> None:
     recipe = (model.training_recipe or {}).get("methods", {}).get(job.method, {})
     hyperparameters = {**recipe, **(job.hyperparameters or {})}
     work = settings.JOB_WORK_DIR / str(job.public_id)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if job.attempts <= 1:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)  # a re-claimed job keeps its per-epoch checkpoints
     result = run_unlearning(UnlearningRequest(
         method=job.method, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
         retain=retain, base_dir=str(base_dir) if base_dir else None,

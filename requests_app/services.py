@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import selectors
@@ -402,23 +403,100 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
 
 
 def job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
-    """Compare-and-set ``queued`` → ``running``; ``None`` when another delivery already claimed it."""
+    """Claim a job for this worker with a compare-and-set; ``None`` when there is nothing to do.
+
+    ``queued`` → ``running``; also reclaims a ``running``/``evaluating`` job whose heartbeat is older
+    than ``JOB_HEARTBEAT_TIMEOUT`` (its worker died; the task was redelivered or re-queued). A live
+    duplicate delivery, or a job already finished, is a no-op. After ``JOB_MAX_ATTEMPTS`` claims the
+    job is failed instead of run again.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     with transaction.atomic():
-        now = timezone.now()
-        claimed = UnlearningJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
-        )
-        if not claimed:
+        job = UnlearningJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
             return None
-        job = UnlearningJob.objects.get(pk=job_id)
-        UnlearningJob.objects.filter(pk=job_id).update(attempts=job.attempts + 1)
-        job.attempts += 1
-        audit_event_record(actor=f"worker:{worker}", verb="job.started", obj=job,
-                           before={"status": JobStatus.QUEUED}, after={"status": JobStatus.RUNNING, "attempt": job.attempts})
-        if job.publish:
-            for ticket in job.tickets.all():
-                _ticket_transition(ticket, TicketStatus.RUNNING, actor=f"worker:{worker}", verb="ticket.running")
+        reclaim = job.status in (JobStatus.RUNNING, JobStatus.EVALUATING) and (
+            job.heartbeat_at is None or job.heartbeat_at < stale
+        )
+        if job.status != JobStatus.QUEUED and not reclaim:
+            return None
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            reason = f"gave up after {job.attempts} attempts (the worker was lost each time)"
+            fail = True
+        else:
+            fail = False
+            before = job.status
+            UnlearningJob.objects.filter(pk=job_id).update(
+                status=JobStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
+                attempts=job.attempts + 1,
+            )
+            job.refresh_from_db()
+            audit_event_record(actor=f"worker:{worker}", verb="job.started", obj=job, before={"status": before},
+                               after={"status": JobStatus.RUNNING, "attempt": job.attempts, "reclaimed": reclaim})
+            if job.publish and before == JobStatus.QUEUED:
+                for ticket in job.tickets.all():
+                    _ticket_transition(ticket, TicketStatus.RUNNING, actor=f"worker:{worker}", verb="ticket.running")
+    if fail:
+        job_fail(job=job, reason=reason)
+        return None
     return job
+
+
+def job_heartbeat(*, job_id: int) -> bool:
+    """Record that the job's worker is alive; returns False when the job was cancelled."""
+    UnlearningJob.objects.filter(pk=job_id, status__in=[JobStatus.RUNNING, JobStatus.EVALUATING]).update(
+        heartbeat_at=timezone.now()
+    )
+    return UnlearningJob.objects.filter(pk=job_id).values_list("status", flat=True).first() != JobStatus.CANCELLED
+
+
+def jobs_requeue_stale(*, now=None) -> dict:
+    """Re-queue jobs whose worker vanished (no heartbeat for ``JOB_HEARTBEAT_TIMEOUT``), or fail them
+    after ``JOB_MAX_ATTEMPTS`` (DESIGN §9). Returns ``{"requeued": n, "failed": n}``."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
+    out = {"requeued": 0, "failed": 0}
+    candidates = UnlearningJob.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.EVALUATING]).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    )
+    for job in candidates:
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            job_fail(job=job, reason=f"gave up after {job.attempts} attempts (no heartbeat for "
+                                     f"{settings.JOB_HEARTBEAT_TIMEOUT} s each time)")
+            out["failed"] += 1
+            continue
+        with transaction.atomic():
+            moved = UnlearningJob.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
+                status=JobStatus.QUEUED, worker=""
+            )
+            if not moved:
+                continue
+            audit_event_record(actor="system", verb="job.requeued", obj=job, before={"status": job.status},
+                               after={"status": JobStatus.QUEUED, "reason": "no heartbeat", "attempts": job.attempts})
+            _job_enqueue_on_commit(job)
+            out["requeued"] += 1
+    return out
+
+
+def job_cancel(*, job: UnlearningJob, actor, reason: str = "cancelled by an operator") -> UnlearningJob:
+    """Cancel a queued or running job; its tickets become ``failed`` (retryable). The worker stops
+    at its next heartbeat or progress report."""
+    with transaction.atomic():
+        locked = UnlearningJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.EVALUATING):
+            raise TransitionError(f"job is '{locked.status}'", locked.status)
+        UnlearningJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, error=reason,
+                                                       finished_at=timezone.now())
+        audit_event_record(actor=actor, verb="job.cancelled", obj=locked, before={"status": locked.status},
+                           after={"status": JobStatus.CANCELLED, "reason": reason})
+        if locked.publish:
+            for ticket in locked.tickets.all():
+                if TicketStatus.FAILED in ALLOWED_TRANSITIONS.get(ticket.status, set()):
+                    _ticket_transition(ticket, TicketStatus.FAILED, actor=actor, verb="ticket.failed",
+                                       fields={"failure_reason": reason})
+    locked.refresh_from_db()
+    return locked
 
 
 def job_progress_update(*, job_id: int, progress: dict) -> None:

@@ -141,6 +141,8 @@ CERTIFICATE_ISSUER = env.str("CERTIFICATE_ISSUER", default="Erasure Compliance S
 IDENTITY_CODE_TTL_SECONDS = env.int("IDENTITY_CODE_TTL_SECONDS", default=30 * 60)
 IDENTITY_CODE_MAX_ATTEMPTS = env.int("IDENTITY_CODE_MAX_ATTEMPTS", default=5)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+JOB_HEARTBEAT_INTERVAL = env.float("JOB_HEARTBEAT_INTERVAL", default=10.0)
+JOB_HEARTBEAT_TIMEOUT = env.float("JOB_HEARTBEAT_TIMEOUT", default=120.0)
 EVALUATION_RETAIN_SAMPLE = env.int("EVALUATION_RETAIN_SAMPLE", default=40)
 EVALUATION_MAX_NEW_TOKENS = env.int("EVALUATION_MAX_NEW_TOKENS", default=48)
 FORGET_TEXT_RETENTION_DAYS = env.int("FORGET_TEXT_RETENTION_DAYS", default=30)
@@ -166,6 +168,7 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 
 CELERY_BEAT_SCHEDULE = {
     "flag-due-soon-tickets": {"task": "requests_app.tasks.tickets_flag_due_soon_task", "schedule": 3600.0},
+    "requeue-stale-jobs": {"task": "requests_app.tasks.jobs_requeue_stale_task", "schedule": 30.0},
     "purge-expired-evidence": {"task": "requests_app.tasks.evidence_purge_task", "schedule": 6 * 3600.0},
 }
 

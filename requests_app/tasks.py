@@ -39,3 +39,11 @@ def evidence_purge_task() -> int:
     from .services import evidence_purge_expired
 
     return evidence_purge_expired()
+
+
+@shared_task(name="requests_app.tasks.jobs_requeue_stale_task", ignore_result=True)
+def jobs_requeue_stale_task() -> dict:
+    """Periodic (celery beat): re-queue jobs whose worker stopped sending heartbeats."""
+    from .services import jobs_requeue_stale
+
+    return jobs_requeue_stale()

@@ -154,7 +154,7 @@ def request_approve(request, public_id):
         except services.ServiceError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, _("Approved. The unlearning job was queued."))
+            messages.success(request, _("Approved. The unlearning job was created."))
             return redirect("portal:dashboard_job", public_id=job.public_id)
     return page(request, "dashboard/request_detail.html",
                   _detail_context(request, ticket, approve_form=form), status=400)

@@ -99,7 +99,7 @@ def ticket_timeline(ticket, *, viewer, staff: bool) -> list[dict]:
 
 
 REASON_TEXT = [
-    (r"^ok$", gettext_lazy("The signature is valid and was made with one of our published keys.")),
+    (r"^ok$", gettext_lazy("It was signed with one of our published keys, and nothing in it was changed since.")),
     (r"^bad signature", gettext_lazy("The signature does not match the content: the certificate was changed after it was signed, or it is forged.")),
     (r"^unknown key id", gettext_lazy("It was signed with a key that we have not published.")),
     (r"^unsupported algorithm", gettext_lazy("It uses a signature algorithm we do not issue.")),

@@ -126,3 +126,19 @@ def test_end_to_end_dp2_certified_then_second_approval_409(
 def test_openapi_schema_served(api, users):
     r = api("reviewer").get("/api/v1/schema/")
     assert r.status_code == 200 and b"/api/v1/tickets/" in r.content
+
+
+def test_collapsed_model_fails_the_job_with_its_reason(api, forget_subject, target_model,
+                                                      django_capture_on_commit_callbacks):
+    tid = _verified_ticket(api, forget_subject, django_capture_on_commit_callbacks)
+    api("reviewer").post(f"/api/v1/tickets/{tid}/review/")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api("approver").post(f"/api/v1/tickets/{tid}/approve/",
+                                 {"method": "dp2", "hyperparameters": {"collapse_check": True}}, format="json")
+    job = api("approver").get(f"/api/v1/jobs/{r.json()['id']}/").json()
+    ticket = api("owner").get(f"/api/v1/tickets/{tid}/").json()
+    # the 1-epoch DP2 model of the test recipe repeats one token: detected, failed, never certified
+    assert job["status"] == "failed" and "collapse" in job["error"]
+    assert ticket["status"] == "failed" and "collapse" in ticket["failure_reason"]
+    assert Certificate.objects.count() == 0
+    assert ModelVersion.objects.filter(model=target_model, is_serving=True).get().sequence == 0
