@@ -402,6 +402,13 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
     return job
 
 
+def _tickets_advance(job: UnlearningJob, to: str, *, actor, verb: str) -> None:
+    """Move the job's tickets to ``to``; tickets already there (a re-claimed job) are left alone."""
+    for ticket in job.tickets.all():
+        if ticket.status != to:
+            _ticket_transition(ticket, to, actor=actor, verb=verb)
+
+
 def job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
     """Claim a job for this worker with a compare-and-set; ``None`` when there is nothing to do.
 
@@ -434,9 +441,8 @@ def job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
             job.refresh_from_db()
             audit_event_record(actor=f"worker:{worker}", verb="job.started", obj=job, before={"status": before},
                                after={"status": JobStatus.RUNNING, "attempt": job.attempts, "reclaimed": reclaim})
-            if job.publish and before == JobStatus.QUEUED:
-                for ticket in job.tickets.all():
-                    _ticket_transition(ticket, TicketStatus.RUNNING, actor=f"worker:{worker}", verb="ticket.running")
+            if job.publish:
+                _tickets_advance(job, TicketStatus.RUNNING, actor=f"worker:{worker}", verb="ticket.running")
     if fail:
         job_fail(job=job, reason=reason)
         return None
@@ -514,8 +520,7 @@ def job_mark_evaluating(*, job: UnlearningJob, result: dict) -> UnlearningJob:
         audit_event_record(actor="system", verb="job.evaluating", obj=job,
                            before={"status": JobStatus.RUNNING}, after={"status": JobStatus.EVALUATING})
         if job.publish:
-            for ticket in job.tickets.all():
-                _ticket_transition(ticket, TicketStatus.EVALUATING, actor="system", verb="ticket.evaluating")
+            _tickets_advance(job, TicketStatus.EVALUATING, actor="system", verb="ticket.evaluating")
     job.refresh_from_db()
     return job
 

@@ -130,7 +130,7 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
                   progress: Callable[[Progress], None] | None = None, accountant: str = "rdp",
                   min_records: int = MIN_DP_RECORDS,
                   max_physical_batch_size: int = MAX_PHYSICAL_BATCH,
-                  secure_mode: bool = False) -> PrivacyLedger:
+                  secure_mode: bool = False, mixed_precision: str | None = None) -> PrivacyLedger:
     """Fine-tune the base artifact at ``base_dir`` on ``examples`` with DP-SGD; save to ``out_dir``.
 
     Per-example loss = mean NLL over the example's supervised tokens; batch loss = mean over
@@ -147,15 +147,22 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
             change the privacy accounting.
         secure_mode: opacus cryptographically secure noise (needs ``torchcsprng``); off by
             default (noise from torch's PRNG, the usual research setting).
+        mixed_precision: must be ``None``, ``"no"`` or ``"fp32"``: DP-SGD's per-sample clipping
+            and noise are computed in fp32 (DESIGN §6 pitfalls); bf16/fp16 is rejected.
     Returns:
         :class:`PrivacyLedger` with the achieved ε.
     Raises:
-        UnlearningInputError: N < ``min_records``, δ ≥ 1/N, ε ≤ 0, batch_size ≥ N, bad accountant.
+        UnlearningInputError: N < ``min_records``, δ ≥ 1/N, ε ≤ 0, batch_size ≥ N, bad accountant,
+            mixed precision requested, or a base artifact whose weights are not fp32.
         PrivacyBudgetError: achieved ε > target (never expected; the artifact is not kept).
     """
     from opacus import PrivacyEngine
     from opacus.utils.batch_memory_manager import BatchMemoryManager
 
+    if mixed_precision not in (None, "no", "fp32"):
+        raise UnlearningInputError(
+            f"DP training with mixed precision ({mixed_precision!r}) is not supported: per-sample "
+            "gradients, clipping and noise must be computed in fp32")
     n = len(examples)
     if n < min_records:
         raise UnlearningInputError(f"DP training needs at least {min_records} records, got {n}")
@@ -170,7 +177,9 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
     delta = resolve_delta(n, delta)
 
     g = seed_everything(seed)
-    model, tokenizer = load_artifact(base_dir)
+    model, tokenizer = load_artifact(base_dir, with_eco=False)
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        raise UnlearningInputError("DP training needs fp32 weights (mixed precision is rejected)")
     enc = encode_examples(tokenizer, examples)
     model.train()
     dl = DataLoader(_EncodedDataset(enc), batch_size=batch_size, shuffle=False,

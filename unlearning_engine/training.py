@@ -8,7 +8,6 @@ real EOS stays supervised even when pad id == eos id.
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -255,43 +254,27 @@ def train_causal_lm(model, tokenizer, examples: list[Example], *, epochs: int, l
     Loss = mean NLL over the supervised tokens of each batch (nats/token). AdamW + linear
     warm-up/decay (:func:`make_optimizer_and_schedule`), global gradient-norm clipping at
     ``max_grad_norm``, fp32 on CPU, per-batch padding, shuffling seeded by ``seed``.
-    The model is left in eval mode.
+    Runs on the shared loop :func:`unlearning_engine.loop.run_loop`. The model is left in eval mode.
 
     Raises:
         ValueError: empty ``examples`` or non-positive epochs/lr/batch_size.
     """
+    from .loop import LoopConfig, run_loop
+
     if not examples:
         raise ValueError("train_causal_lm: no examples")
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
-    g = seed_everything(seed)
     enc = encode_examples(tokenizer, examples)
-    dev = next(model.parameters()).device
-    steps_per_epoch = math.ceil(len(enc) / batch_size)
-    total = epochs * steps_per_epoch
-    opt, sched = make_optimizer_and_schedule(model.parameters(), lr=lr, total_steps=total,
-                                             warmup_ratio=warmup_ratio, weight_decay=weight_decay)
-    rep = ProgressReporter(total, phase, progress)
-    model.train()
-    t0 = time.perf_counter()
-    step, tokens, last_epoch_loss = 0, 0, float("nan")
-    for _ in range(epochs):
-        ep_loss, ep_tok = 0.0, 0
-        for idx in batches_for_epoch(len(enc), batch_size, g):
-            b = {k: v.to(dev) for k, v in collate([enc[i] for i in idx], tokenizer.pad_token_id).items()}
-            loss, n = batch_nll(model, b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            opt.step()
-            sched.step()
-            step += 1
-            tokens += n
-            ep_loss += loss.item() * n
-            ep_tok += n
-            rep(step, loss.item(), n)
-        last_epoch_loss = ep_loss / max(ep_tok, 1)
-    model.eval()
-    return TrainStats(steps=step, tokens=tokens, wall_seconds=time.perf_counter() - t0,
-                      final_loss=last_epoch_loss)
+
+    def objective(m, b, _other, _state):
+        loss, n = batch_nll(m, b)
+        return loss, n, {}
+
+    st = run_loop(model, tokenizer.pad_token_id, enc, None, objective,
+                  LoopConfig(epochs=epochs, lr=lr, batch_size=batch_size,
+                             max_grad_norm=max_grad_norm, warmup_ratio=warmup_ratio,
+                             weight_decay=weight_decay, phase=phase),
+                  seed=seed, progress=progress)
+    return TrainStats(steps=st.steps, tokens=st.tokens, wall_seconds=st.wall_seconds,
+                      final_loss=st.final_loss)

@@ -17,59 +17,11 @@ from django.db import connection
 from requests_app import selectors, services
 from requests_app.models import AuditEvent, JobStatus, ModelVersion, TicketStatus, UnlearningJob
 
+from .conftest import require_real_stack, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _require_real_stack():
-    if connection.vendor != "postgresql":
-        pytest.fail("integration tests need DATABASE_URL pointing at PostgreSQL")
-    if dj_settings.CELERY_TASK_ALWAYS_EAGER or not dj_settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.fail("integration tests need CELERY_BROKER_URL=redis://... and non-eager tasks")
-
-
-@pytest.fixture
-def worker(trained_artifacts, tmp_path, settings):
-    """A real ``celery worker`` process on the test database, the Redis broker and the test store."""
-    import redis
-
-    _require_real_stack()
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "ARTIFACT_STORE_URL": f"file://{trained_artifacts['root']}",
-        "CERTIFICATE_SIGNING_KEY_PATH": str(settings.CERTIFICATE_SIGNING_KEY_PATH),
-        "JOB_WORK_DIR": str(tmp_path / "jobs"),
-        "LOG_LEVEL": "INFO",
-    }
-    log = open(tmp_path / "worker.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "requests_app", "worker", "-P", "solo", "-Q", "gpu,default",
-         "--without-gossip", "--without-mingle", "-n", f"test-worker-{os.getpid()}@%h", "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    print((tmp_path / "worker.log").read_text()[-3000:])
-
-
-def _wait_for(predicate, timeout=300.0, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_ticket_processed_by_worker_exactly_once(worker, target_model, forget_subject, users, settings):
@@ -87,7 +39,7 @@ def test_ticket_processed_by_worker_exactly_once(worker, target_model, forget_su
     assert len(record_ids) == 20
     job = services.ticket_approve(ticket=ticket, approver=users["approver"], method="dp2", record_ids=record_ids)
 
-    finished = _wait_for(lambda: UnlearningJob.objects.get(pk=job.pk).status
+    finished = wait_for(lambda: UnlearningJob.objects.get(pk=job.pk).status
                          in (JobStatus.SUCCEEDED, JobStatus.FAILED), timeout=300)
     assert finished, f"worker did not finish the job: {UnlearningJob.objects.get(pk=job.pk).status}"
     job.refresh_from_db()
@@ -108,7 +60,7 @@ def test_ticket_processed_by_worker_exactly_once(worker, target_model, forget_su
 
 
 def test_postgres_trigger_refuses_update_and_delete_of_audit_rows(db):
-    _require_real_stack()
+    require_real_stack()
     from django.db import DatabaseError, transaction
 
     from requests_app.audit import audit_event_record

@@ -144,10 +144,16 @@ def test_owner_files_request_reviewer_approves_job_runs(browser, live_server, us
     progress = app.request.get(app.url + "progress.json").json()
     assert progress["final"] is True and progress["status"] == final
     assert progress["progress"]["total"] and progress["progress"]["step"] == progress["progress"]["total"]
-    assert "unlearned" in app.content()  # the evaluation table
+    if final == "failed":  # e.g. a failed verdict or collapse detection with the tiny model: the reason is shown
+        assert app.locator("#job-error").inner_text().strip()
+    else:
+        assert "unlearned" in app.content() and app.locator("#job-certificate").is_visible()
     shot(app, "09_dashboard_job")
     app.get_by_role("link", name="tiny").click()
+    app.wait_for_load_state("load")
     assert "Sustainability" in app.content()
+    plot = app.request.get(app.url + "sustainability.png")
+    assert plot.status == 200 and plot.body()[:4] == b"\x89PNG"
     assert app.locator("figure img").evaluate("img => img.complete && img.naturalWidth > 0")
     shot(app, "10_model_lineage")
     app_ctx.close()
@@ -217,4 +223,32 @@ def test_owner_withdraws_in_browser_keyboard_only(browser, live_server, users, c
     assert page.locator("#ticket-status").get_attribute("data-status") == "withdrawn"
     assert "Your request was withdrawn." in page.content()
     shot(page, "15_withdrawn")
+    ctx.close()
+
+
+def test_certified_request_certificate_and_lineage_screens(browser, live_server, users, certified_lineage):
+    """A certified request (rows written directly, no training): certificate view, download and
+    public check, and the lineage page with its sustainability plot over three versions."""
+    ticket = certified_lineage["ticket"]
+    ctx, page = sign_in(browser, live_server, "owner@example.org")
+    page.locator(f'a[href="/requests/{ticket.public_id}/"]').click()
+    assert page.locator("#ticket-status").get_attribute("data-status") == "certified"
+    with page.expect_download() as dl:
+        page.locator("#certificate-json").click()
+    page.locator("#certificate-html").click()
+    assert "Genuine: the signature is valid." in page.content()
+    shot(page, "12_certificate_html")
+    page.goto(live_server.url + "/certificates/check/")
+    page.get_by_label("…or upload the certificate file").set_input_files(dl.value.path())
+    page.get_by_role("button", name="Check").click()
+    assert page.locator("#check-result h2").inner_text() == "Valid certificate"
+    shot(page, "13_certificate_check_valid")
+    ctx.close()
+
+    ctx, page = sign_in(browser, live_server, "auditor@example.org")
+    page.goto(live_server.url + f"/dashboard/models/{certified_lineage['model'].pk}/")
+    page.wait_for_load_state("load")
+    assert page.locator("figure img").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert "v2" in page.content()
+    shot(page, "16_model_lineage_three_versions")
     ctx.close()

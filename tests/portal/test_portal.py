@@ -361,3 +361,44 @@ def test_model_lineage_page_and_plot(client_for, target_model):
     r = client.get(f"/dashboard/models/{target_model.pk}/sustainability.png")
     assert r.status_code == 200 and r["Content-Type"] == "image/png" and r.content[:4] == b"\x89PNG"
     assert client_for("owner").get(f"/dashboard/models/{target_model.pk}/sustainability.png").status_code == 403
+
+
+def test_certificate_download_and_page_for_the_owner_only(client_for, certified_lineage):
+    ticket = certified_lineage["ticket"]
+    owner = client_for("owner")
+    detail = owner.get(f"/requests/{ticket.public_id}/").content.decode()
+    assert "Done: data removed, certificate issued" in detail and "certificate.json" in detail
+    r = owner.get(f"/requests/{ticket.public_id}/certificate.json")
+    assert r.status_code == 200 and r["Content-Type"].startswith("application/json")
+    assert r["Content-Disposition"].startswith("attachment;")
+    document = json.loads(r.content)
+    assert set(document) == {"payload", "signature", "key_id", "algorithm"}
+    page = owner.get(f"/requests/{ticket.public_id}/certificate/").content.decode()
+    assert "Genuine: the signature is valid." in page and "demo-llama" in page
+    other = client_for("other_owner")
+    assert other.get(f"/requests/{ticket.public_id}/certificate.json").status_code == 404
+    assert other.get(f"/requests/{ticket.public_id}/certificate/").status_code == 404
+    cert_id = document["payload"]["certificate_id"]
+    assert owner.get(f"/dashboard/certificates/{cert_id}/").status_code == 403
+    assert client_for("auditor").get(f"/dashboard/certificates/{cert_id}.json").status_code == 200
+    # the downloaded file checks as valid on the public page
+    body = Client().post("/certificates/check/", {"document": r.content.decode()}).content.decode()
+    assert "Valid certificate" in body
+
+
+def test_lineage_points_and_job_progress_json(client_for, certified_lineage):
+    from requests_app.portal.lineage import lineage_points
+
+    points = lineage_points(certified_lineage["model"])
+    assert [p["sequence"] for p in points] == [0, 1, 2]
+    assert [p["utility"] for p in points] == [62.0, 60.5, 59.8]
+    assert [round(p["privleak"], 1) for p in points] == [-76.0, -2.0, 2.0]
+    page = client_for("auditor").get(f"/dashboard/models/{certified_lineage['model'].pk}/").content.decode()
+    assert "v2" in page and "158.000" in page and "59.80" in page
+    job = certified_lineage["versions"][2].produced_by
+    r = client_for("operator").get(f"/dashboard/jobs/{job.public_id}/progress.json")
+    assert r.status_code == 200
+    data = r.json()
+    assert data["final"] is True and data["progress"]["step"] == 40 and data["status"] == "succeeded"
+    assert client_for("owner").get(f"/dashboard/jobs/{job.public_id}/progress.json").status_code == 403
+    assert client_for(None).get(f"/dashboard/jobs/{job.public_id}/progress.json").status_code == 302

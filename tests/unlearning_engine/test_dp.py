@@ -61,3 +61,11 @@ def test_dp_handles_empty_poisson_batches(tmp_path, base_dir, examples):
     assert led.steps == len(examples)
     assert led.epsilon <= 8.0
     load_artifact(tmp_path / "dp1")
+
+
+def test_dp_rejects_mixed_precision(tmp_path, base_dir, examples):
+    for mp in ("bf16", "fp16"):
+        with pytest.raises(UnlearningInputError, match="mixed precision"):
+            train_dp_base(base_dir, examples, tmp_path / "o", target_epsilon=8, epochs=1, lr=1e-3,
+                          batch_size=8, mixed_precision=mp)
+    assert not (tmp_path / "o").exists()

@@ -61,8 +61,6 @@ def test_collapse_detected_on_destroyed_model(served_dir, examples):
     assert collapse_reasons(before, before, cfg) == []
     with torch.no_grad():
         model.model.norm.weight.zero_()  # every position predicts the uniform distribution
-        model.lm_head.weight[tok.convert_tokens_to_ids("Ġwas")] += 0  # no-op, keeps shapes
-        model.model.norm.bias = None
     after = snapshot(model, tok, examples[4:20], cfg)
     reasons = collapse_reasons(before, after, cfg)
     assert any(r.startswith("repetition") for r in reasons)
@@ -130,3 +128,15 @@ def test_eco_hook_changes_only_flagged_prompts(tmp_path, served_dir, examples):
     guard.detach()
     with torch.no_grad():
         assert torch.equal(model(ids).logits, plain(ids).logits)
+
+
+@pytest.mark.parametrize("method", ["retrain", "kl", "task_vector", "whp", "l1_sparse"])
+def test_lora_for_other_methods(method, tmp_path, served_dir, base_dir, examples):
+    res = run_unlearning(_req(method, tmp_path / method, examples, served_dir,
+                              {"lora": {"r": 2, "target_modules": ["q_proj", "v_proj"]},
+                               "collapse_check": False}, base_dir=str(base_dir)))
+    assert res.details["lora"] is True
+    assert (Path(res.details["adapter_dir"]) / "adapter_config.json").is_file()
+    model, _ = load_artifact(res.output_dir)
+    assert not any("lora" in k for k in model.state_dict())
+    assert res.weights_sha256 != weights_sha256(served_dir)

@@ -14,7 +14,7 @@ from unlearning_engine.selection import project_capped_simplex, select_worst_cas
     ([0.2, 0.4, 0.6], 0, [0.0, 0.0, 0.0]),
 ])
 def test_projection_by_bisection(v, m, expected):
-    w = project_capped_simplex(torch.tensor(v), m)
+    w = project_capped_simplex(torch.tensor(v, dtype=torch.float64), m)
     assert w.tolist() == pytest.approx(expected, abs=1e-9)
     assert float(w.sum()) == pytest.approx(m, abs=1e-9)
 
@@ -35,7 +35,7 @@ def test_select_worst_case_per_record_and_group(served_dir, examples):
     # the chosen records are those with the lowest post-unlearning loss (hardest to forget)
     worst = sorted(range(8), key=lambda i: r.losses[i])[:3]
     assert sorted(worst) == r.selected
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # θ_o untouched
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # θ_o untouched
     groups = [f"g{i % 4}" for i in range(8)]
     g = select_worst_case(model, tok, cands, 2, steps=1, inner_steps=1, groups=groups, method="npo")
     assert len(g.units) == 2 and len(g.selected) == 4

@@ -9,10 +9,16 @@ from __future__ import annotations
 from ..errors import UnknownMethodError
 from .base import Method, UnlearningRequest, UnlearningResult, check_disjoint
 from .dp2 import DP2
-from .npo_gd import NPOGD, npo_loss
+from .eco import ECO
+from .ga import GA, GD, KL
+from .l1_sparse import L1Sparse
+from .npo_gd import NPO, NPOGD, NPOKL, npo_loss
 from .retrain import Retrain
+from .task_vector import TaskVector
+from .whp import WHP
 
-_REGISTRY: dict[str, type[Method]] = {m.name: m for m in (Retrain, DP2, NPOGD)}
+_REGISTRY: dict[str, type[Method]] = {
+    m.name: m for m in (Retrain, DP2, GA, GD, KL, NPO, NPOGD, NPOKL, TaskVector, WHP, L1Sparse, ECO)}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
@@ -26,6 +32,12 @@ def register_method(cls: type[Method]) -> type[Method]:
 def available_methods() -> list[str]:
     """Sorted names of the registered methods."""
     return sorted(_REGISTRY)
+
+
+def method_defaults() -> dict[str, dict]:
+    """{method: its default hyper-parameters (preset "tiny")} of every registered method."""
+    import copy
+    return {n: copy.deepcopy(c.defaults) for n, c in sorted(_REGISTRY.items())}
 
 
 def get_method(name: str) -> Method:
@@ -48,4 +60,4 @@ def run_unlearning(req: UnlearningRequest) -> UnlearningResult:
 
 
 __all__ = ["Method", "UnlearningRequest", "UnlearningResult", "available_methods", "get_method",
-           "run_unlearning", "register_method", "check_disjoint", "npo_loss"]
+           "run_unlearning", "register_method", "check_disjoint", "npo_loss", "method_defaults"]

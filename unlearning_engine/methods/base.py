@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from ..data import Example, format_example
 from ..errors import UnlearningInputError
+from ..hparams import resolve
+from ..presets import preset_hyperparameters
 from ..training import Progress
 
 
@@ -18,7 +20,10 @@ class UnlearningRequest:
     ``model_dir``: serving model artifact θ_o; ``output_dir``: where the new artifact is written;
     ``forget`` = D_f, ``retain`` = D_r (corpus minus every forgotten record);
     ``base_dir``: pre-trained base (``retrain``); ``dp_base_dir``: DP base BM (``dp2``);
-    ``hyperparameters``: overrides of the method's defaults (unknown keys are rejected).
+    ``hyperparameters``: overrides of the method's defaults (unknown keys are rejected; the key
+    ``"preset"`` selects a size preset, see :mod:`unlearning_engine.presets`);
+    ``resume``: continue from the last per-epoch checkpoint in ``output_dir/checkpoints``;
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default: CUDA when available, else CPU).
     """
 
     method: str
@@ -31,6 +36,8 @@ class UnlearningRequest:
     hyperparameters: dict = field(default_factory=dict)
     seed: int = 0
     progress: Callable[[Progress], None] | None = None
+    resume: bool = False
+    device: str | None = None
 
 
 @dataclass
@@ -54,27 +61,14 @@ class UnlearningResult:
         return asdict(self)
 
 
-def _check_number(name: str, value: Any, kind: type, minimum: float | None, strict: bool) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UnlearningInputError(f"hyper-parameter {name!r} must be a number, got {value!r}")
-    if kind is int:
-        if int(value) != value:
-            raise UnlearningInputError(f"hyper-parameter {name!r} must be an integer, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        op = ">" if strict else ">="
-        raise UnlearningInputError(f"hyper-parameter {name!r} must be {op} {minimum}, got {value}")
-    return value
-
-
 class Method:
     """Base class of an unlearning method.
 
     Subclasses set ``name``, ``defaults`` (hyper-parameter name -> default value),
     ``changes_weights``, and implement :meth:`_run`. Positive-integer hyper-parameters are listed
-    in ``int_params``; every other numeric one must be > 0 unless listed in ``nonneg_params``.
+    in ``int_params``; every other numeric one must be > 0 unless listed in ``nonneg_params``;
+    non-numeric ones (or numbers with other bounds) have an entry in ``validators``
+    (see :mod:`unlearning_engine.hparams`).
     """
 
     name: ClassVar[str] = ""
@@ -82,6 +76,7 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     int_params: ClassVar[frozenset[str]] = frozenset({"epochs", "batch_size"})
     nonneg_params: ClassVar[frozenset[str]] = frozenset()
+    validators: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
     changes_weights: ClassVar[bool] = True
     needs_base_dir: ClassVar[bool] = False
     needs_dp_base_dir: ClassVar[bool] = False
@@ -89,23 +84,20 @@ class Method:
     needs_retain: ClassVar[bool] = True
 
     def resolve_hyperparameters(self, overrides: dict | None) -> dict:
-        """Defaults updated with ``overrides``; raises UnlearningInputError on unknown keys or
-        invalid values."""
+        """``defaults`` ← preset values (``overrides["preset"]`` or the default preset) ←
+        ``overrides``; raises UnlearningInputError on unknown keys or invalid values."""
         overrides = dict(overrides or {})
+        layered = dict(overrides)
+        if "preset" in self.defaults:
+            preset = self.validators["preset"]("preset", overrides.get("preset", self.defaults["preset"]))
+            layered = {**preset_hyperparameters(self.name, preset), **overrides}
         unknown = sorted(set(overrides) - set(self.defaults))
         if unknown:
             raise UnlearningInputError(
                 f"unknown hyper-parameter(s) for method {self.name!r}: {unknown}; "
                 f"allowed: {sorted(self.defaults)}")
-        hp = {**self.defaults, **overrides}
-        for k, v in hp.items():
-            if k in self.int_params:
-                hp[k] = _check_number(k, v, int, 1, strict=False)
-            elif k in self.nonneg_params:
-                hp[k] = _check_number(k, v, float, 0, strict=False)
-            else:
-                hp[k] = _check_number(k, v, float, 0, strict=True)
-        return hp
+        return resolve(self.name, self.defaults, layered, self.validators, self.int_params,
+                       self.nonneg_params)
 
     def validate(self, req: UnlearningRequest) -> dict:
         """All checks that must pass before any training; returns resolved hyper-parameters.

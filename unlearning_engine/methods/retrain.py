@@ -1,32 +1,28 @@
 """``retrain``: exact unlearning, the gold standard (DESIGN §5).
 
-Re-runs the training recipe from the pre-trained base (``base_dir``) on D_r only. D_f is read
-only for validation (disjointness). Cost ≈ a full fine-tune on |D_r| records.
+Re-runs the training recipe from the pre-trained base (``base_dir``) on D_r only:
+minimise NLL(D_r). D_f is read only for validation (disjointness). Cost ≈ a full fine-tune on
+|D_r| records.
 """
 from __future__ import annotations
 
-import time
-
-from ..modeling import DEMO_RECIPE, load_artifact, save_artifact
-from ..training import train_causal_lm
-from .base import Method, UnlearningRequest, UnlearningResult
+from ..modeling import DEMO_RECIPE
+from .common import TrainedMethod, nll_term, with_common
 
 
-class Retrain(Method):
+class Retrain(TrainedMethod):
     name = "retrain"
     description = "exact: fine-tune the pre-trained base on the retain set only"
-    defaults = dict(DEMO_RECIPE["retrain"])
+    defaults = with_common(DEMO_RECIPE["retrain"], stop=False)
+    start_from = "base_dir"
     needs_base_dir = True
+    needs_model_dir = False
+    drive = "retain"
+    uses_forget = False
 
-    def _run(self, req: UnlearningRequest, hp: dict) -> UnlearningResult:
-        t0 = time.perf_counter()
-        model, tok = load_artifact(req.base_dir)
-        st = train_causal_lm(model, tok, req.retain, epochs=hp["epochs"], lr=hp["lr"],
-                             batch_size=hp["batch_size"], seed=req.seed, progress=req.progress,
-                             phase="retrain")
-        sha = save_artifact(model, tok, req.output_dir)
-        return UnlearningResult(method=self.name, output_dir=str(req.output_dir), weights_sha256=sha,
-                                hyperparameters=hp, steps=st.steps, tokens=st.tokens,
-                                wall_seconds=time.perf_counter() - t0, changes_weights=True,
-                                details={"start": "base", "n_retain": len(req.retain),
-                                         "final_loss": st.final_loss})
+    def objective(self, ctx, model, rb, _ob, _state):
+        loss, n = nll_term(model, rb)
+        return loss, n, {}
+
+    def extra_details(self, ctx):
+        return {"start": "base"}

@@ -1,0 +1,79 @@
+"""Hyper-parameter presets per method and model size.
+
+A request selects a size with the hyper-parameter ``"preset"`` (default ``"tiny"``); the resolved
+hyper-parameters are ``method defaults ← PRESET_HP[preset][method] ← the request's own values``.
+
+Sizes:
+- ``"test"``: the unit-test model (modeling preset "test", ~0.1M params): one short epoch.
+- ``"tiny"``: the demo model (modeling preset "tiny", 1.38M params, TOFU demo with 600 records,
+  forget = 20 records); these are the methods' defaults (retrain/dp2/npo_gd = ``DEMO_RECIPE``).
+- ``"smollm2-135m"``: SmolLM2-135M-Instruct (:func:`unlearning_engine.modeling.load_smollm2`);
+  usual full fine-tuning learning rates for a 135M model (1e-5 … 2e-5), LoRA suggested on CPU.
+  **Not calibrated** on a benchmark yet; treat as starting points.
+"""
+from __future__ import annotations
+
+import copy
+
+PRESET_SIZES = ("test", "tiny", "smollm2-135m")
+
+_TINY: dict[str, dict] = {
+    "retrain": {"epochs": 16, "lr": 3e-3, "batch_size": 16},
+    "dp2": {"epochs": 12, "lr": 3e-3, "batch_size": 16},
+    "npo_gd": {"epochs": 10, "lr": 5e-4, "batch_size": 4, "beta": 0.1, "retain_weight": 1.0},
+    "ga": {"epochs": 5, "lr": 2e-4, "batch_size": 4},
+    "gd": {"epochs": 10, "lr": 5e-4, "batch_size": 4, "retain_weight": 1.0},
+    "kl": {"epochs": 10, "lr": 5e-4, "batch_size": 4, "kl_weight": 1.0},
+    "npo": {"epochs": 10, "lr": 5e-4, "batch_size": 4, "beta": 0.1},
+    "npo_kl": {"epochs": 10, "lr": 5e-4, "batch_size": 4, "beta": 0.1, "kl_weight": 1.0},
+    "task_vector": {"epochs": 10, "lr": 1e-3, "batch_size": 4, "alpha": 1.0},
+    "whp": {"reinforce_epochs": 10, "reinforce_lr": 1e-3, "epochs": 5, "lr": 5e-4,
+            "batch_size": 4, "alpha": 1.0},
+    "l1_sparse": {"epochs": 5, "lr": 1e-3, "batch_size": 16, "gamma": 1.0,
+                  "zero_tail_epochs": 1, "prune_ratio": 0.0},
+    "eco": {"top_k": 64, "threshold": 0.5, "C": 10.0},
+}
+
+_TEST: dict[str, dict] = {
+    "retrain": {"epochs": 1, "lr": 3e-3, "batch_size": 8},
+    "dp2": {"epochs": 1, "lr": 3e-3, "batch_size": 8},
+    "npo_gd": {"epochs": 1, "lr": 1e-3, "batch_size": 2},
+    "ga": {"epochs": 1, "lr": 1e-3, "batch_size": 2},
+    "gd": {"epochs": 1, "lr": 1e-3, "batch_size": 2},
+    "kl": {"epochs": 1, "lr": 1e-3, "batch_size": 2},
+    "npo": {"epochs": 1, "lr": 1e-3, "batch_size": 2},
+    "npo_kl": {"epochs": 1, "lr": 1e-3, "batch_size": 2},
+    "task_vector": {"epochs": 1, "lr": 1e-3, "batch_size": 2, "alpha": 1.0},
+    "whp": {"reinforce_epochs": 1, "reinforce_lr": 1e-3, "epochs": 1, "lr": 1e-3,
+            "batch_size": 2},
+    "l1_sparse": {"epochs": 2, "lr": 1e-3, "batch_size": 8, "zero_tail_epochs": 1},
+    "eco": {"top_k": 16},
+}
+
+_SMOLLM2: dict[str, dict] = {
+    "retrain": {"epochs": 3, "lr": 2e-5, "batch_size": 8},
+    "dp2": {"epochs": 2, "lr": 2e-5, "batch_size": 8},
+    "npo_gd": {"epochs": 5, "lr": 1e-5, "batch_size": 4, "beta": 0.1, "retain_weight": 1.0},
+    "ga": {"epochs": 5, "lr": 1e-5, "batch_size": 4},
+    "gd": {"epochs": 5, "lr": 1e-5, "batch_size": 4, "retain_weight": 1.0},
+    "kl": {"epochs": 5, "lr": 1e-5, "batch_size": 4, "kl_weight": 1.0},
+    "npo": {"epochs": 5, "lr": 1e-5, "batch_size": 4, "beta": 0.1},
+    "npo_kl": {"epochs": 5, "lr": 1e-5, "batch_size": 4, "beta": 0.1, "kl_weight": 1.0},
+    "task_vector": {"epochs": 5, "lr": 1e-5, "batch_size": 4, "alpha": 1.0},
+    "whp": {"reinforce_epochs": 3, "reinforce_lr": 1e-5, "epochs": 3, "lr": 1e-5,
+            "batch_size": 4, "alpha": 1.0},
+    "l1_sparse": {"epochs": 3, "lr": 1e-5, "batch_size": 8, "gamma": 1.0,
+                  "zero_tail_epochs": 1, "prune_ratio": 0.0},
+    "eco": {"top_k": 192, "threshold": 0.5, "C": 10.0},
+}
+
+PRESET_HP: dict[str, dict[str, dict]] = {"test": _TEST, "tiny": _TINY, "smollm2-135m": _SMOLLM2}
+
+
+def preset_hyperparameters(method: str, preset: str = "tiny") -> dict:
+    """Copy of the preset values of ``method`` for model size ``preset`` (``{}`` if none).
+
+    Raises:
+        KeyError: unknown preset.
+    """
+    return copy.deepcopy(PRESET_HP[preset].get(method, {}))
