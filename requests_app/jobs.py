@@ -147,7 +147,7 @@ def _job_run_claimed(job, started: float) -> None:
         method=job.method, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
         retain=retain, base_dir=str(base_dir) if base_dir else None,
         dp_base_dir=str(dp_base_dir) if dp_base_dir else None, hyperparameters=hyperparameters,
-        seed=0, progress=_progress_writer(job.pk),
+        seed=0, progress=_progress_writer(job.pk), resume=job.attempts > 1,
     ))
     uri = artifact_store().put_dir(work / "model", f"models/{model.name}/jobs/{job.public_id}")
     job = services.job_mark_evaluating(job=job, result={
