@@ -368,7 +368,12 @@ def evaluate_qa_model(
             n_bootstrap=profile.bootstrap_resamples,
             seed=profile.seed,
         )
-        metrics[name] = dataclasses.replace(m, details={**m.details, **excluded})
+        details = {**m.details, **excluded}
+        if name == "mink_auc" and m.status == "ok":
+            # per-text scores (numbers only, never text) for the paired PrivLeak CI of the verdict
+            details["scores"] = {"forget": [round(float(x), 6) for x in fs],
+                                 "holdout": [round(float(x), 6) for x in hs]}
+        metrics[name] = dataclasses.replace(m, details=details)
     t_score = time.perf_counter() - t1
 
     return {

@@ -8,6 +8,13 @@ Checks (MUSE arXiv 2407.06460 §3–§4 criteria C1–C3, with DESIGN §7 thresh
 3. ``privleak``: |PrivLeak| ≤ 5 with PrivLeak = (AUC_u − AUC_ref)/AUC_ref × 100 and
    AUC_ref = the retrained model's Min-K% AUC (``reference_type="retrain"``), else a value
    supplied with the corpus (``"supplied"``), else 0.5 (``"ideal"``, flagged).
+   **Deviation** (documented in README "Verdicts"): the check is three-valued. ``pass`` when
+   |PrivLeak| ≤ band; ``fail`` when the 95% CI lies entirely outside the band (a leak or
+   over-unlearning the data show); otherwise ``inconclusive`` — the sample (e.g. the 20 records
+   of one person) cannot tell. When both models' per-text Min-K% scores are in the reports the CI
+   is a *paired* bootstrap (the same resampled forget and holdout texts for both models).
+   An inconclusive PrivLeak does not block the verdict when ``privleak_inconclusive_blocks`` is
+   False (default); it is then listed, with its CI, among the things not verified.
 4. ``knowmem_retain`` (utility): KnowMem_r(unlearned) ≥ 90% of the original's.
 5. ``no_collapse``: fraction of degenerate generations (empty or one repeated token/word)
    ≤ ``max_degenerate_fraction``.
@@ -37,6 +44,8 @@ class Thresholds:
     utility_fraction: float = 0.9
     no_reference_fraction: float = 0.5
     max_degenerate_fraction: float = 0.2
+    privleak_inconclusive_blocks: bool = False
+    bootstrap_resamples: int = 1000
 
     def to_dict(self) -> dict:
         """JSON-ready dict of the thresholds."""
@@ -166,6 +175,33 @@ def _forget_check(name, label, margin, unlearned, original, retrained, thr) -> d
     )
 
 
+def _paired_privleak_ci(u_auc: dict, r_auc: dict | None, thr: Thresholds) -> list[float] | None:
+    """95% percentile CI of PrivLeak by a paired bootstrap: each resample draws forget and holdout
+    indices once and scores both models' AUCs on them. ``None`` when the per-text scores are
+    missing or the two reports scored different numbers of texts."""
+    import numpy as np
+
+    from .stats import rank_auc
+
+    if r_auc is None:
+        return None
+    us, rs = (u_auc.get("details") or {}).get("scores"), (r_auc.get("details") or {}).get("scores")
+    if not us or not rs or len(us["forget"]) != len(rs["forget"]) or len(us["holdout"]) != len(rs["holdout"]):
+        return None
+    uf, uh = np.asarray(us["forget"], float), np.asarray(us["holdout"], float)
+    rf, rh = np.asarray(rs["forget"], float), np.asarray(rs["holdout"], float)
+    rng = np.random.default_rng(0)
+    fi = rng.integers(0, uf.size, size=(thr.bootstrap_resamples, uf.size))
+    hi = rng.integers(0, uh.size, size=(thr.bootstrap_resamples, uh.size))
+    au, ar = rank_auc(uf[fi], uh[hi]), rank_auc(rf[fi], rh[hi])
+    ok = ar > 0
+    if not ok.any():
+        return None
+    pl = (au[ok] - ar[ok]) / ar[ok] * 100.0
+    lo, high = np.percentile(pl, [2.5, 97.5])
+    return [float(lo), float(high)]
+
+
 def compute_verdicts(
     unlearned: dict,
     original: dict,
@@ -251,27 +287,41 @@ def compute_verdicts(
     pl_value, pl_ci = None, None
     if _ok(u_auc):
         pl_value = _privleak(float(u_auc["value"]), ref)
-        if u_auc.get("ci95"):
+        paired = _paired_privleak_ci(u_auc, r_auc if ref_type == "retrain" else None, thr)
+        if paired is not None:
+            pl_ci, ci_how = paired, "paired bootstrap over the same texts for both models"
+        elif u_auc.get("ci95"):
             lo, hi = u_auc["ci95"]
             pl_ci = [_privleak(float(lo), ref), _privleak(float(hi), ref)]
+            ci_how = "the unlearned AUC CI mapped with the reference held fixed"
+        band = thr.privleak_band
+        if abs(pl_value) <= band:
+            status = "pass"
+        elif pl_ci is not None and (pl_ci[0] > band or pl_ci[1] < -band):
+            status = "fail"
+        elif pl_ci is None:
+            status = "fail"
+        else:
+            status = "inconclusive"
         detail = (
-            f"|PrivLeak| <= {thr.privleak_band:g}; PrivLeak = (AUC_u {u_auc['value']:.4f} - AUC_ref "
-            f"{ref:.4f}) / AUC_ref x 100; reference: {ref_type}; CI maps the unlearned AUC CI "
-            f"with the reference held fixed"
+            f"|PrivLeak| <= {band:g}; PrivLeak = (AUC_u {u_auc['value']:.4f} - AUC_ref "
+            f"{ref:.4f}) / AUC_ref x 100; reference: {ref_type}"
+            + (f"; 95% CI by {ci_how}" if pl_ci is not None else "")
         )
+        if status == "inconclusive":
+            detail += (f"; inconclusive: the point estimate is outside the band but the 95% CI "
+                       f"[{pl_ci[0]:.1f}, {pl_ci[1]:.1f}] overlaps it at this sample size")
+            not_verified.append(
+                f"PrivLeak is inconclusive at this sample size (n = {u_auc.get('n')}): "
+                f"{pl_value:+.1f} with 95% CI [{pl_ci[0]:.1f}, {pl_ci[1]:.1f}] against the band "
+                f"[-{band:g}, {band:g}]; membership-inference parity with the retrained model was not "
+                "demonstrated, only not refuted."
+            )
         if ref_note:
             detail += "; " + ref_note
+        passed = status == "pass" or (status == "inconclusive" and not thr.privleak_inconclusive_blocks)
         checks.append(
-            _check(
-                "privleak",
-                pl_value,
-                pl_ci,
-                thr.privleak_band,
-                "abs<=",
-                abs(pl_value) <= thr.privleak_band,
-                detail,
-                n=u_auc.get("n"),
-            )
+            _check("privleak", pl_value, pl_ci, band, "abs<=", passed, detail, n=u_auc.get("n"), status=status)
         )
     else:
         checks.append(

@@ -1,0 +1,64 @@
+"""The three-valued PrivLeak check with a paired bootstrap CI."""
+import numpy as np
+
+from evaluation.verdicts import Thresholds, compute_verdicts
+
+
+def _report(forget, holdout, auc, knowmem_r=80.0):
+    metric = lambda v: {"value": v, "ci95": [v, v], "n": 20, "status": "ok", "reason": None, "details": {}}  # noqa: E731
+    return {
+        "metrics": {
+            "verbmem_forget": metric(10.0), "knowmem_forget": metric(10.0), "knowmem_retain": metric(knowmem_r),
+            "mink_auc": {"value": auc, "ci95": [max(0, auc - .1), min(1, auc + .1)],
+                         "n": {"forget": len(forget), "holdout": len(holdout)}, "status": "ok", "reason": None,
+                         "details": {"scores": {"forget": list(forget), "holdout": list(holdout)}}},
+        },
+        "degenerate": {"all": {"n": 40, "empty": 0, "repeated": 0, "fraction": 0.0}},
+    }
+
+
+def _auc(f, h):
+    from evaluation.stats import rank_auc
+
+    return float(rank_auc(np.asarray(f), np.asarray(h)))
+
+
+def _privleak_check(v):
+    return next(c for c in v["checks"] if c["name"] == "privleak")
+
+
+def test_identical_models_pass_with_zero():
+    rng = np.random.default_rng(1)
+    f, h = rng.normal(size=20), rng.normal(size=40)
+    r = _report(f, h, _auc(f, h))
+    v = compute_verdicts(_report(f, h, _auc(f, h)), r, r, reference_auc=None)
+    c = _privleak_check(v)
+    assert c["value"] == 0.0 and c["status"] == "pass" and c["ci95"] == [0.0, 0.0]
+    assert v["privleak"]["reference_type"] == "retrain"
+
+
+def test_memorising_model_fails_outside_the_band():
+    rng = np.random.default_rng(2)
+    h = rng.normal(size=40)
+    f_u = rng.normal(size=20) - 10.0  # forget texts far more likely: still memorised, AUC = 0
+    f_r = rng.normal(size=20)
+    u, r = _report(f_u, h, _auc(f_u, h)), _report(f_r, h, _auc(f_r, h))
+    c = _privleak_check(compute_verdicts(u, r, r, reference_auc=None))
+    assert c["value"] == -100.0
+    assert c["status"] == "fail" and c["passed"] is False and c["ci95"][1] < -5
+
+
+def test_small_noisy_difference_is_inconclusive_and_listed():
+    rng = np.random.default_rng(3)
+    h_r, f_r = rng.normal(size=40), rng.normal(size=20)
+    f_u = f_r + rng.normal(scale=0.6, size=20)  # another model of the same non-members: noisy, no leak
+    h_u = h_r + rng.normal(scale=0.6, size=40)
+    u, r = _report(f_u, h_u, _auc(f_u, h_u)), _report(f_r, h_r, _auc(f_r, h_r))
+    v = compute_verdicts(u, r, r, reference_auc=None)
+    c = _privleak_check(v)
+    assert abs(c["value"]) > 5
+    assert c["ci95"][0] < 5 and c["ci95"][1] > -5
+    assert c["status"] == "inconclusive" and c["passed"] is True
+    assert any("inconclusive" in s for s in v["not_verified"])
+    blocking = compute_verdicts(u, r, r, reference_auc=None, thresholds=Thresholds(privleak_inconclusive_blocks=True))
+    assert _privleak_check(blocking)["passed"] is False
