@@ -33,6 +33,10 @@ case "${1:-}" in
     install
     shift
     bash infra/services.sh
+    if [ ! -x /usr/bin/chromium ]; then
+      # Debian's Chromium for the portal's browser tests (Playwright drives it; no browser download)
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
     export PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/unlearning}"
     export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
     # unit tests: SQLite, eager tasks

@@ -94,3 +94,15 @@ def test_s3_unreachable_is_a_clear_error(tmp_path, monkeypatch):
     store.client.meta.config.retries = {"max_attempts": 1}
     with pytest.raises(ArtifactStoreError, match="unreachable"):
         store.put_dir(_artifact(tmp_path), "k")
+
+
+def test_health_endpoint_reports_each_component(client, db, tmp_path, settings):
+    settings.ARTIFACT_STORE_URL = f"file://{tmp_path}"
+    body = client.get("/healthz").json()
+    assert body["ok"] is True
+    assert body["checks"]["database"]["detail"] == "sqlite"
+    assert body["checks"]["artifact_store"]["detail"] == "local"
+    settings.ARTIFACT_STORE_URL = "ftp://nowhere/x"
+    r = client.get("/healthz")
+    assert r.status_code == 503 and r.json()["checks"]["artifact_store"]["ok"] is False
+    assert "unsupported ARTIFACT_STORE_URL" in r.json()["checks"]["artifact_store"]["error"]
