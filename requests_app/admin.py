@@ -3,7 +3,8 @@ from django.contrib import admin
 from . import models
 
 for m in (models.TrainingCorpus, models.DataSubject, models.TargetModel, models.ModelVersion,
-          models.RemovalTicket, models.UnlearningJob, models.EvaluationReport, models.Certificate):
+          models.RemovalTicket, models.UnlearningJob, models.EvaluationReport, models.Certificate,
+          models.WebhookEndpoint, models.WebhookDelivery):
     admin.site.register(m)
 
 

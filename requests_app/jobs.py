@@ -6,6 +6,7 @@ services. Bad input ends as a FAILED job with the reason, never as a lost ticket
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ from unlearning_engine.errors import UnlearningInputError
 from . import selectors, services
 from .artifacts import ArtifactStoreError, artifact_fetch_verified, artifact_store
 from .certificates import certificate_build
+from .logging import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +71,12 @@ class _Heartbeat(threading.Thread):
         super().__init__(daemon=True, name=f"heartbeat-{job_id}")
         self.job_id = job_id
         self.stop = threading.Event()
+        self._context = contextvars.copy_context()  # its log records carry the job's ids too
 
     def run(self) -> None:
+        self._context.run(self._beat)
+
+    def _beat(self) -> None:
         from django.db import connection
 
         try:
@@ -93,12 +99,26 @@ def evaluate_artifact(model_dir, *, forget, retain, holdout) -> dict:
 
 
 def job_execute(*, job_id: int, worker: str | None = None) -> str:
-    """Run job ``job_id`` to its end state; returns the final status (or "skipped")."""
+    """Run job ``job_id`` to its end state; returns the final status (or "skipped").
+
+    Every log record written meanwhile (this thread and the heartbeat) carries the job's public id
+    and its tickets' (``requests_app.logging``).
+    """
+    from .models import RemovalTicket, UnlearningJob
+
+    public_id = UnlearningJob.objects.filter(pk=job_id).values_list("public_id", flat=True).first()
+    tickets = [str(t) for t in RemovalTicket.objects.filter(jobs__pk=job_id).values_list("public_id", flat=True)]
+    with log_context(job_id=public_id or job_id, ticket_id=tickets or None):
+        return _job_execute(job_id=job_id, worker=worker)
+
+
+def _job_execute(*, job_id: int, worker: str | None) -> str:
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     job = services.job_claim(job_id=job_id, worker=worker)
     if job is None:
         logger.info("job %s already claimed; duplicate delivery ignored", job_id)
         return "skipped"
+    logger.info("job %s claimed by %s (attempt %s, method %s)", job.public_id, worker, job.attempts, job.method)
     started = time.monotonic()
     heartbeat = _Heartbeat(job.pk)
     if connection.vendor != "sqlite":  # embedded mode: one process, and SQLite locks across threads
@@ -108,6 +128,7 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
     except JobCancelled:
         logger.info("job %s cancelled while running", job.public_id)
     except (UnlearningInputError, ArtifactStoreError, services.ServiceError) as exc:
+        logger.warning("job %s failed: %s", job.public_id, exc)
         services.job_fail(job=job, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 — any crash ends as a FAILED job with its reason
         logger.exception("job %s crashed", job.public_id)
@@ -117,6 +138,7 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
         if heartbeat.is_alive():
             heartbeat.join(timeout=5)
     job.refresh_from_db()
+    logger.info("job %s ended %s after %.1f s", job.public_id, job.status, time.monotonic() - started)
     return job.status
 
 

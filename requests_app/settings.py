@@ -113,7 +113,7 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "memory://"  # embedded mode: tasks run in-process, nothing is sent anywhere
+    CELERY_BROKER_URL = "memory://localhost/"  # embedded mode: tasks run in-process, nothing is sent anywhere
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -181,10 +181,19 @@ PORTAL_SIGNIN_TTL_SECONDS = env.int("PORTAL_SIGNIN_TTL_SECONDS", default=15 * 60
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
 
+# LOG_FORMAT=json: one JSON object per line with the ticket and job ids (requests_app/logging.py),
+# in the web process and the worker (Celery then keeps this configuration instead of its own).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "requests_app.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "requests_app.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"],
+                             "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"

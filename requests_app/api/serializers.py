@@ -189,3 +189,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
         model = AuditEvent
         fields = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]
+
+
+class JobCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..certificates import certificate_verify_document
+from ..logging import log_context_set, log_scope
 from ..models import Certificate, TargetModel, UnlearningJob
 from . import serializers as s
 from .permissions import (
+    APPROVER,
+    OPERATOR,
     IsApprover,
     IsAuditorOrLegal,
     IsOperatorOrLegal,
@@ -21,7 +24,28 @@ from .permissions import (
 )
 
 
-class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class IsOperatorOrApprover(BasePermission):
+    message = "only ML operators and legal approvers may cancel a job"
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated
+                    and (user.is_superuser or selectors.user_roles(user) & {OPERATOR, APPROVER}))
+
+
+class LogContextMixin:
+    """Log records written while handling the request carry the ticket or job id of its URL
+    (``requests_app.logging``); ``log_context_key`` says which."""
+
+    log_context_key = "ticket_id"
+
+    def dispatch(self, request, *args, **kwargs):
+        lookup = kwargs.get(getattr(self, "lookup_url_kwarg", None) or getattr(self, "lookup_field", "pk"))
+        with log_scope(**{self.log_context_key: lookup}):
+            return super().dispatch(request, *args, **kwargs)
+
+
+class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Erasure requests. Data owners see and act on their own; the legal team on all."""
 
     serializer_class = s.TicketSerializer
@@ -53,6 +77,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             idempotency_key=request.headers.get("Idempotency-Key") or None, request_body_sha256=body_sha,
             received_at=v.get("received_at"), evidence_text=v.get("evidence_text", ""),
         )
+        log_context_set(ticket_id=ticket.public_id)
         return Response(s.TicketSerializer(ticket).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=s.TicketSerializer)
@@ -184,18 +209,32 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(s.CertificateSerializer(cert).data)
 
 
-class JobViewSet(viewsets.ReadOnlyModelViewSet):
+class JobViewSet(LogContextMixin, viewsets.ReadOnlyModelViewSet):
     """Unlearning jobs with progress, reports and verdicts. Owners see the jobs of their tickets."""
 
     serializer_class = s.JobSerializer
     lookup_field = "public_id"
     filterset_fields = ["status", "method"]
+    log_context_key = "job_id"
 
     def get_queryset(self):
         qs = UnlearningJob.objects.prefetch_related("tickets", "reports").select_related("model")
         if selectors.user_is_staff_role(self.request.user):
             return qs
         return qs.filter(tickets__requester=self.request.user).distinct()
+
+    @extend_schema(request=s.JobCancelSerializer, responses={200: s.JobSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsOperatorOrApprover])
+    def cancel(self, request, public_id=None):
+        """Cancel a queued or running job (ML operators and legal approvers). Its tickets become
+        ``failed`` (retryable); the worker stops at its next heartbeat. A finished job is 409 with
+        ``current_status``."""
+        job = self.get_object()
+        data = s.JobCancelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reason = data.validated_data.get("reason") or f"cancelled by {request.user.get_username()}"
+        services.job_cancel(job=job, actor=request.user, reason=reason)
+        return Response(s.JobSerializer(self.get_queryset().get(pk=job.pk)).data)
 
 
 class CertificateViewSet(viewsets.ReadOnlyModelViewSet):

@@ -142,3 +142,25 @@ def test_collapsed_model_fails_the_job_with_its_reason(api, forget_subject, targ
     assert ticket["status"] == "failed" and "collapse" in ticket["failure_reason"]
     assert Certificate.objects.count() == 0
     assert ModelVersion.objects.filter(model=target_model, is_serving=True).get().sequence == 0
+
+
+def test_large_evidence_is_413_with_the_limit(api, forget_subject, settings):
+    settings.EVIDENCE_MAX_BYTES = 1000
+    r = api("owner").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name,
+                                               "evidence_text": "x" * 1001}, format="json")
+    assert r.status_code == 413 and "limit is 1000 bytes" in r.json()["detail"]
+    assert api("owner").get("/api/v1/tickets/").json()["count"] == 0
+
+
+def test_naive_received_at_is_400_and_idempotency_conflict_422(api, forget_subject):
+    r = api("reviewer").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name,
+                                                  "received_at": "2026-01-31T09:00:00"}, format="json")
+    assert r.status_code == 400 and "naive" in str(r.json())
+    r = api("reviewer").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name,
+                                                  "received_at": "2026-01-31T09:00:00+01:00"}, format="json")
+    assert r.status_code == 201 and r.json()["due_at"].startswith("2026-02-28T08:00:00")
+    h = {"HTTP_IDEMPOTENCY_KEY": "same"}
+    assert api("owner").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name}, format="json", **h).status_code == 201
+    r = api("owner").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name, "description": "other"},
+                          format="json", **h)
+    assert r.status_code == 422

@@ -44,6 +44,22 @@ def test_deadline_of_non_utc_receipt_is_stored_in_utc():
     assert due.utcoffset() == dt.timedelta(0)
 
 
+def test_deadline_across_a_dst_change_keeps_the_utc_instant():
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    received = dt.datetime(2026, 3, 15, 12, 0, tzinfo=berlin)  # CET (+01:00); DST starts 29 March
+    _, due = deadlines_for("GDPR", received)
+    assert due == dt.datetime(2026, 4, 15, 11, 0, tzinfo=UTC)  # one calendar month in UTC
+    assert due.astimezone(berlin).hour == 13  # 13:00 CEST locally: the UTC instant is what counts
+
+
+def test_deadlines_independent_of_server_time_zone(settings):
+    settings.TIME_ZONE = "America/Los_Angeles"
+    _, due = deadlines_for("GDPR", dt.datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
+    assert due == dt.datetime(2026, 2, 28, 23, 30, tzinfo=UTC)
+
+
 def test_ccpa_deadlines_ten_business_days_and_45_days():
     received = dt.datetime(2026, 11, 27, 10, tzinfo=UTC)  # a Friday
     ack, due = deadlines_for("CCPA", received)

@@ -97,7 +97,8 @@ class Command(BaseCommand):
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
             mail.outbox = []
             ticket = self._call(owner_api, "post", "/api/v1/tickets/", {
-                "subject_name": subject.display_name, "jurisdiction": "GDPR", "legal_ground": "art17_1_b",
+                # by id: a re-run of the demo ingests the same authors again, so names repeat
+                "subject_id": str(subject.public_id), "jurisdiction": "GDPR", "legal_ground": "art17_1_b",
                 "description": "I withdraw my consent; please remove everything about me from your model.",
             })
             code = mail.outbox[-1].body.split(" is ")[1][:6]
@@ -164,7 +165,7 @@ class Command(BaseCommand):
             ("npo_gd (comparison)", cmp_reports.get("unlearned"), comparison.get("result", {}).get("wall_seconds")),
         ]
         self.stdout.write("")
-        header = f"{'model':22} {'VerbMem_f':>20} {'KnowMem_f':>20} {'KnowMem_r':>20} {'MinK AUC':>18} {'PrivLeak':>9} {'verdict':>8} {'train s':>8}"
+        header = f"{'model':22} {'VerbMem_f':>20} {'KnowMem_f':>20} {'KnowMem_r':>20} {'MinK AUC':>18} {'PrivLeak':>9} {'train s':>8}  verdict"
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         for label, report, seconds in entries:
@@ -174,11 +175,20 @@ class Command(BaseCommand):
             auc = m.get("mink_auc", {}).get("value")
             pl = privleak(auc, ref_auc) if (auc is not None and ref_auc) else None
             verdict = "" if report.passed is None else ("PASS" if report.passed else "FAIL")
+            pl_check = next((c for c in (report.verdicts or {}).get("checks", []) if c["name"] == "privleak"), None)
+            if pl_check is not None:
+                verdict += f" (PrivLeak {pl_check['status']}"
+                if pl_check.get("ci95"):
+                    verdict += f", CI [{pl_check['ci95'][0]:+.0f},{pl_check['ci95'][1]:+.0f}]"
+                verdict += ")"
+                failed = [c["name"] for c in report.verdicts.get("checks", []) if not c["passed"]]
+                if failed:
+                    verdict += " failed: " + ",".join(failed)
             self.stdout.write(
                 f"{label:22} {_fmt(m.get('verbmem_forget')):>20} {_fmt(m.get('knowmem_forget')):>20} "
                 f"{_fmt(m.get('knowmem_retain')):>20} {_fmt(m.get('mink_auc'), digits=3):>18} "
-                f"{(f'{pl:+.1f}' if pl is not None else 'n/a'):>9} {verdict:>8} "
-                f"{(f'{seconds:.0f}' if seconds is not None else ''):>8}"
+                f"{(f'{pl:+.1f}' if pl is not None else 'n/a'):>9} "
+                f"{(f'{seconds:.0f}' if seconds is not None else ''):>8}  {verdict}"
             )
             rows.append({"model": label, "metrics": m, "privleak": pl, "verdict": verdict, "train_seconds": seconds})
         n_forget = job.get("forget_count")
