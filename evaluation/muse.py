@@ -37,14 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._common import encode, max_positions
 from .datafiles import read_records, sample_indices, split_record
 from .generation import KNOWMEM_STOP_STRINGS, Generation, greedy_generate_detailed
 from .mia import mia_auc, privleak_metric
-from .report import _degenerate_summary, tokenizer_vocab_digest
+from .report import _degenerate_summary, library_versions, tokenizer_vocab_digest
 from .rouge import rouge_l_f1, rouge_settings
 from .scoring import loss_score, min_k_plus_plus_score, min_k_score, token_statistics, zlib_score
 from .stats import MetricValue, bootstrap_mean_ci
@@ -280,7 +279,6 @@ def evaluate_muse_news(
                 and isinstance(r.get("gt"), str)):
             raise ValueError(f"{MUSE_FILES['verbmem_forget']}: rows must have prompt/gt strings")
 
-    import transformers
 
     profile = dataclasses.replace(
         profile,
@@ -289,11 +287,7 @@ def evaluate_muse_news(
         tokenizer_vocab_digest=tokenizer_vocab_digest(tokenizer),
         context_length=ctx,
         splits=splits,
-        library_versions={
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "numpy": np.__version__,
-        },
+        library_versions=library_versions(),
     )
     bs = profile.generation_batch_size
     metrics: dict[str, MetricValue] = {}

@@ -126,6 +126,11 @@ def _sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
+def library_versions() -> dict:
+    """Versions of the numeric libraries, pinned into every evaluation profile."""
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
+
+
 def tokenizer_vocab_digest(tokenizer) -> str:
     """sha256 (hex) of the tokenizer's vocabulary and special tokens as canonical JSON."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))
@@ -267,7 +272,6 @@ def evaluate_qa_model(
         )
         retain_eval = [retain_eval[i] for i in picked]
 
-    import transformers
 
     profile = dataclasses.replace(
         profile,
@@ -279,11 +283,7 @@ def evaluate_qa_model(
             "retain_evaluated": examples_digest(retain_eval),
             "holdout": examples_digest(holdout),
         },
-        library_versions={
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "numpy": np.__version__,
-        },
+        library_versions=library_versions(),
     )
     bs = profile.generation_batch_size
     metrics: dict[str, MetricValue] = {}

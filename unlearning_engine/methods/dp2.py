@@ -10,22 +10,19 @@ caller attaches the DP base's ledger.
 from __future__ import annotations
 
 from ..modeling import DEMO_RECIPE
-from .common import TrainedMethod, nll_term, with_common
+from .common import with_common
+from .retrain import Retrain
 
 
-class DP2(TrainedMethod):
+class DP2(Retrain):
+    """Same objective as :class:`Retrain` (NLL on D_r); starts from the DP base, fewer epochs."""
+
     name = "dp2"
     description = "DP2Unlearning: fine-tune the DP base on the retain set (fewer epochs)"
     defaults = with_common(DEMO_RECIPE["dp2"], stop=False)
     start_from = "dp_base_dir"
+    needs_base_dir = False
     needs_dp_base_dir = True
-    needs_model_dir = False
-    drive = "retain"
-    uses_forget = False
-
-    def objective(self, ctx, model, rb, _ob, _state):
-        loss, n = nll_term(model, rb)
-        return loss, n, {}
 
     def extra_details(self, ctx):
         return {"start": "dp_base", "reads_forget_set": False}
