@@ -128,6 +128,8 @@ def _sha256(b: bytes) -> str:
 
 def library_versions() -> dict:
     """Versions of the numeric libraries, pinned into every evaluation profile."""
+    import transformers
+
     return {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
 
 
