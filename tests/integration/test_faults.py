@@ -7,7 +7,14 @@ import pytest
 from django.core import mail
 
 from requests_app import selectors, services
-from requests_app.models import AuditEvent, Certificate, JobStatus, ModelVersion, TicketStatus, UnlearningJob
+from requests_app.models import (
+    AuditEvent,
+    Certificate,
+    JobStatus,
+    ModelVersion,
+    TicketStatus,
+    UnlearningJob,
+)
 
 from .conftest import wait_for
 
@@ -64,7 +71,7 @@ def test_job_that_keeps_dying_fails_after_max_attempts(fast_heartbeats, settings
     ticket, job = _approved_job(users, forget_subject, epochs=60)
     for attempt in (1, 2):
         proc = worker_pool.start()
-        assert wait_for(lambda: UnlearningJob.objects.get(pk=job.pk).attempts == attempt
+        assert wait_for(lambda attempt=attempt: UnlearningJob.objects.get(pk=job.pk).attempts == attempt
                         and (UnlearningJob.objects.get(pk=job.pk).progress or {}).get("step", 0) > 0, timeout=240)
         worker_pool.kill(proc)
         UnlearningJob.objects.filter(pk=job.pk).update(progress={})

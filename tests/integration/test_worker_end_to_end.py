@@ -4,14 +4,10 @@ Run by ``infra/dev.sh test`` with DATABASE_URL (PostgreSQL via psycopg 3) and CE
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings as dj_settings
 from django.db import connection
 
 from requests_app import selectors, services
