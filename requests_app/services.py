@@ -459,13 +459,24 @@ def job_heartbeat(*, job_id: int) -> bool:
 
 def jobs_requeue_stale(*, now=None) -> dict:
     """Re-queue jobs whose worker vanished (no heartbeat for ``JOB_HEARTBEAT_TIMEOUT``), or fail them
-    after ``JOB_MAX_ATTEMPTS`` (DESIGN §9). Returns ``{"requeued": n, "failed": n}``."""
+    after ``JOB_MAX_ATTEMPTS`` (DESIGN §9); re-send queued jobs untouched for
+    ``JOB_QUEUED_RESEND_SECONDS``. Returns ``{"requeued": n, "failed": n[, "resent": n]}``."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     out = {"requeued": 0, "failed": 0}
     candidates = UnlearningJob.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.EVALUATING]).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
     )
+    # A queued job whose broker message may have been lost (e.g. Redis restarted without
+    # persistence) is sent again; a duplicate delivery is a no-op thanks to the claim.
+    resend_before = now - timedelta(seconds=settings.JOB_QUEUED_RESEND_SECONDS)
+    for job in UnlearningJob.objects.filter(status=JobStatus.QUEUED).filter(
+        Q(heartbeat_at__lt=resend_before) | Q(heartbeat_at__isnull=True, queued_at__lt=resend_before)
+    ):
+        with transaction.atomic():
+            if UnlearningJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(heartbeat_at=now):
+                _job_enqueue_on_commit(job)
+                out["resent"] = out.get("resent", 0) + 1
     for job in candidates:
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
             job_fail(job=job, reason=f"gave up after {job.attempts} attempts (no heartbeat for "
@@ -474,7 +485,7 @@ def jobs_requeue_stale(*, now=None) -> dict:
             continue
         with transaction.atomic():
             moved = UnlearningJob.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
-                status=JobStatus.QUEUED, worker=""
+                status=JobStatus.QUEUED, worker="", heartbeat_at=now
             )
             if not moved:
                 continue

@@ -190,3 +190,28 @@ def test_webhooks_signed_logged_and_retried(users, forget_subject, hook_server, 
     headers, body = _Hook.received[-1]
     assert headers["x-signature-sha256"] == hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert json.loads(body)["data"]["ticket"] == str(ticket.public_id)
+
+
+def test_requeue_resends_old_queued_jobs_and_requeues_silent_running_ones(target_model, settings,
+                                                                        django_capture_on_commit_callbacks):
+    from requests_app.models import JobStatus, ModelVersion, UnlearningJob
+
+    source = ModelVersion.objects.get(model=target_model, is_serving=True)
+    old = timezone.now() - dt.timedelta(hours=1)
+    queued = UnlearningJob.objects.create(model=target_model, source_version=source, method="dp2")
+    UnlearningJob.objects.filter(pk=queued.pk).update(queued_at=old)
+    silent = UnlearningJob.objects.create(model=target_model, source_version=source, method="dp2",
+                                          status=JobStatus.RUNNING, attempts=1, heartbeat_at=old)
+    dead = UnlearningJob.objects.create(model=target_model, source_version=source, method="dp2",
+                                        status=JobStatus.RUNNING, attempts=settings.JOB_MAX_ATTEMPTS,
+                                        heartbeat_at=old)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        out = services.jobs_requeue_stale()
+    assert out == {"resent": 1, "requeued": 1, "failed": 1}
+    assert len(callbacks) == 2  # two task messages: the resent queued job and the re-queued one
+    assert UnlearningJob.objects.get(pk=silent.pk).status == JobStatus.QUEUED
+    dead.refresh_from_db()
+    assert dead.status == JobStatus.FAILED and "gave up after 3 attempts" in dead.error
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.jobs_requeue_stale() == {"requeued": 0, "failed": 0}
+    assert callbacks == []
