@@ -92,9 +92,7 @@ def evaluate_artifact(model_dir, *, forget, retain, holdout) -> dict:
     from unlearning_engine.modeling import load_artifact
 
     model, tokenizer = load_artifact(model_dir)
-    profile = EvaluationProfile.from_settings(
-        max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS
-    ) if hasattr(EvaluationProfile, "from_settings") else None
+    profile = EvaluationProfile.from_settings(max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS)
     return evaluate_qa_model(model, tokenizer, forget=forget, retain=retain, holdout=holdout, profile=profile)
 
 
