@@ -42,10 +42,14 @@ import torch
 from ._common import encode, max_positions
 from .datafiles import read_records, sample_indices, split_record
 from .generation import KNOWMEM_STOP_STRINGS, Generation, greedy_generate_detailed
-from .mia import mia_auc, privleak_metric
-from .report import _degenerate_summary, library_versions, tokenizer_vocab_digest
+from .mia import privleak_metric
+from .report import (
+    _degenerate_summary,
+    library_versions,
+    membership_metrics,
+    tokenizer_vocab_digest,
+)
 from .rouge import rouge_l_f1, rouge_settings
-from .scoring import loss_score, min_k_plus_plus_score, min_k_score, token_statistics, zlib_score
 from .stats import MetricValue, bootstrap_mean_ci
 
 __all__ = [
@@ -365,32 +369,8 @@ def evaluate_muse_news(
         "truncated": 0 if ctx is None else sum(n > ctx for n in lengths),
         "max_tokens": ctx,
     }
-    stats = token_statistics(
-        model, tokenizer, f_texts + h_texts, batch_size=profile.scoring_batch_size
-    )
-    f_stats, h_stats = stats[: len(f_texts)], stats[len(f_texts):]
-    f_ok = [i for i, s in enumerate(f_stats) if s.logprobs.size > 0]
-    h_ok = [i for i, s in enumerate(h_stats) if s.logprobs.size > 0]
-    excluded = {"forget_unscorable": len(f_texts) - len(f_ok),
-                "holdout_unscorable": len(h_texts) - len(h_ok)}
-    k = profile.mink_k
-    scorers = {
-        "mink_auc": lambda s, t: min_k_score(s.logprobs, k),
-        "loss_auc": lambda s, t: loss_score(s.logprobs),
-        "zlib_auc": lambda s, t: zlib_score(s.logprobs, t),
-        "minkpp_auc": lambda s, t: min_k_plus_plus_score(s, k),
-    }
-    for name, fn in scorers.items():
-        m = mia_auc(
-            [fn(f_stats[i], f_texts[i]) for i in f_ok],
-            [fn(h_stats[i], h_texts[i]) for i in h_ok],
-            min_size=profile.mia_min_size,
-            forget_keys=f_texts,
-            holdout_keys=h_texts,
-            n_bootstrap=profile.bootstrap_resamples,
-            seed=profile.seed,
-        )
-        metrics[name] = dataclasses.replace(m, details={**m.details, **excluded})
+    metrics.update(membership_metrics(model, tokenizer, f_texts, h_texts, profile,
+                                      forget_keys=f_texts, holdout_keys=h_texts))
     pl_metric, pl_block = privleak_metric(
         metrics["mink_auc"], reference_auc, reference_type, band=profile.privleak_band
     )

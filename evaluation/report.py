@@ -224,6 +224,42 @@ def _check_qa(name: str, examples: Sequence[Example]) -> None:
             raise ValueError(f"{name}: evaluate_qa_model needs QA Examples (question/answer)")
 
 
+def membership_metrics(model, tokenizer, forget_texts: Sequence[str], holdout_texts: Sequence[str],
+                       profile, *, forget_keys, holdout_keys) -> dict[str, MetricValue]:
+    """Min-K% (k = ``profile.mink_k``), loss, zlib and Min-K%++ membership AUCs of forget
+    (members) vs holdout (non-members), MUSE orientation (arXiv 2407.06460 §3 C3; Min-K%
+    arXiv 2310.16789; Min-K%++ arXiv 2404.02936). Texts the tokenizer turns into no scorable
+    token are left out and counted in ``details``. The Min-K% metric also carries the per-text
+    scores (numbers only, never text) for the paired PrivLeak CI of the verdict.
+    """
+    stats = token_statistics(model, tokenizer, list(forget_texts) + list(holdout_texts),
+                             batch_size=profile.scoring_batch_size)
+    f_stats, h_stats = stats[: len(forget_texts)], stats[len(forget_texts):]
+    f_ok = [i for i, st in enumerate(f_stats) if st.logprobs.size > 0]
+    h_ok = [i for i, st in enumerate(h_stats) if st.logprobs.size > 0]
+    excluded = {"forget_unscorable": len(forget_texts) - len(f_ok),
+                "holdout_unscorable": len(holdout_texts) - len(h_ok)}
+    k = profile.mink_k
+    scorers = {
+        "mink_auc": lambda st, t: min_k_score(st.logprobs, k),
+        "loss_auc": lambda st, t: loss_score(st.logprobs),
+        "zlib_auc": lambda st, t: zlib_score(st.logprobs, t),
+        "minkpp_auc": lambda st, t: min_k_plus_plus_score(st, k),
+    }
+    out: dict[str, MetricValue] = {}
+    for name, fn in scorers.items():
+        fs = [fn(f_stats[i], forget_texts[i]) for i in f_ok]
+        hs = [fn(h_stats[i], holdout_texts[i]) for i in h_ok]
+        m = mia_auc(fs, hs, min_size=profile.mia_min_size, forget_keys=forget_keys,
+                    holdout_keys=holdout_keys, n_bootstrap=profile.bootstrap_resamples, seed=profile.seed)
+        details = {**m.details, **excluded}
+        if name == "mink_auc" and m.status == "ok":
+            details["scores"] = {"forget": [round(float(x), 6) for x in fs],
+                                 "holdout": [round(float(x), 6) for x in hs]}
+        out[name] = dataclasses.replace(m, details=details)
+    return out
+
+
 def evaluate_qa_model(
     model,
     tokenizer,
@@ -341,41 +377,8 @@ def evaluate_qa_model(
     h_texts = [format_example(ex) for ex in holdout]
     f_keys = set(f_texts) | {("record_id", ex.record_id) for ex in forget if ex.record_id}
     h_keys = set(h_texts) | {("record_id", ex.record_id) for ex in holdout if ex.record_id}
-    stats = token_statistics(
-        model, tokenizer, f_texts + h_texts, batch_size=profile.scoring_batch_size
-    )
-    f_stats, h_stats = stats[: len(f_texts)], stats[len(f_texts) :]
-    f_ok = [i for i, s in enumerate(f_stats) if s.logprobs.size > 0]
-    h_ok = [i for i, s in enumerate(h_stats) if s.logprobs.size > 0]
-    excluded = {
-        "forget_unscorable": len(f_texts) - len(f_ok),
-        "holdout_unscorable": len(h_texts) - len(h_ok),
-    }
-    k = profile.mink_k
-    scorers = {
-        "mink_auc": lambda s, t: min_k_score(s.logprobs, k),
-        "loss_auc": lambda s, t: loss_score(s.logprobs),
-        "zlib_auc": lambda s, t: zlib_score(s.logprobs, t),
-        "minkpp_auc": lambda s, t: min_k_plus_plus_score(s, k),
-    }
-    for name, fn in scorers.items():
-        fs = [fn(f_stats[i], f_texts[i]) for i in f_ok]
-        hs = [fn(h_stats[i], h_texts[i]) for i in h_ok]
-        m = mia_auc(
-            fs,
-            hs,
-            min_size=profile.mia_min_size,
-            forget_keys=f_keys,
-            holdout_keys=h_keys,
-            n_bootstrap=profile.bootstrap_resamples,
-            seed=profile.seed,
-        )
-        details = {**m.details, **excluded}
-        if name == "mink_auc" and m.status == "ok":
-            # per-text scores (numbers only, never text) for the paired PrivLeak CI of the verdict
-            details["scores"] = {"forget": [round(float(x), 6) for x in fs],
-                                 "holdout": [round(float(x), 6) for x in hs]}
-        metrics[name] = dataclasses.replace(m, details=details)
+    metrics.update(membership_metrics(model, tokenizer, f_texts, h_texts, profile,
+                                      forget_keys=f_keys, holdout_keys=h_keys))
     t_score = time.perf_counter() - t1
 
     return {

@@ -4,12 +4,13 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="requests_app.tasks.job_run_task", acks_late=True, ignore_result=True)
-def job_run_task(job_id: int) -> str:
-    """Run one unlearning job; a duplicate delivery is a no-op (the claim is a compare-and-set)."""
+@shared_task(name="requests_app.tasks.job_run_task", bind=True, acks_late=True, ignore_result=True)
+def job_run_task(self, job_id: int) -> str:
+    """Run one unlearning job; a duplicate delivery is a no-op (the claim is a compare-and-set).
+    The job records the Celery node name (``gpu0@host``) as its worker."""
     from .jobs import job_execute
 
-    return job_execute(job_id=job_id)
+    return job_execute(job_id=job_id, worker=self.request.hostname or None)
 
 
 @shared_task(name="requests_app.tasks.webhook_deliver_task", bind=True, ignore_result=True, acks_late=True)
