@@ -1,4 +1,6 @@
 """API error mapping: service exceptions → HTTP status with a message."""
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -6,9 +8,13 @@ from .. import services
 from ..workflow import TransitionError
 
 
-def exception_handler(exc, context):
-    """DRF's handler plus: 409 transition (with current status), 422 idempotency conflict, 413 too
+def exception_handler(exc, context):  # noqa: C901
+    """DRF's handler plus: 413 body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 409 transition (with current status), 422 idempotency conflict, 413 too
     large, 403 policy, 400 other service errors."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": f"request body above the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+                                   f"attached evidence text may be at most {settings.EVIDENCE_MAX_BYTES} bytes"},
+                        status=413)
     if isinstance(exc, TransitionError):
         return Response({"detail": str(exc), "current_status": exc.current_status}, status=409)
     if isinstance(exc, services.IdempotencyConflict):

@@ -164,3 +164,26 @@ def test_naive_received_at_is_400_and_idempotency_conflict_422(api, forget_subje
     r = api("owner").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name, "description": "other"},
                           format="json", **h)
     assert r.status_code == 422
+
+
+def test_body_over_the_upload_limit_is_json_413(api, forget_subject, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    r = api("owner").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name,
+                                               "evidence_text": "A" * 20_000}, format="json")
+    assert r.status_code == 413
+    assert "limit of 10000 bytes" in r.json()["detail"]
+
+
+def test_schema_generation_types_ticket_ids_as_uuid(api, users):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    params = schema["paths"]["/api/v1/tickets/{public_id}/"]["get"]["parameters"]
+    assert params[0]["schema"] == {"type": "string", "format": "uuid"}
+
+
+def test_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--file", str(tmp_path / "schema.yaml"), "--fail-on-warn")
+    assert "/api/v1/tickets/{public_id}/approve/" in (tmp_path / "schema.yaml").read_text()
