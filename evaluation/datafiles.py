@@ -22,7 +22,14 @@ __all__ = [
 
 
 def default_data_dir(name: str) -> Path:
-    """``<repo>/../shared/data/<name>`` (DESIGN §10), the default benchmark location."""
+    """``$UNLEARNING_DATA_DIR/<name>`` when that variable is set (e.g. a copy carried to another
+    machine), else ``<repo>/../shared/data/<name>`` (DESIGN §10), the default benchmark
+    location."""
+    import os
+
+    root = os.environ.get("UNLEARNING_DATA_DIR")
+    if root:
+        return Path(root) / name
     return Path(__file__).resolve().parents[2] / "shared" / "data" / name
 
 

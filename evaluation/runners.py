@@ -62,6 +62,7 @@ from unlearning_engine.modeling import (
     train_tokenizer,
 )
 
+from .datafiles import default_data_dir
 from .mia import privleak_metric
 from .report import EvaluationProfile, evaluate_qa_model
 from .stats import MetricValue
@@ -69,7 +70,7 @@ from .stats import MetricValue
 __all__ = ["RunnerConfig", "SERIES_KEYS", "STEP_KEYS", "ROW_KEYS", "TOFU_DIR", "select_authors",
            "prepare_setup", "run_scalability", "run_sustainability", "main"]
 
-TOFU_DIR = "/work/shared/data/tofu"
+TOFU_DIR = str(default_data_dir("tofu"))
 TOFU_AUTHORS = 200
 RECORDS_PER_AUTHOR = 20
 SOURCES = {
@@ -125,6 +126,10 @@ class RunnerConfig:
         if self.preset == "test":
             return EvaluationProfile(verbmem_max_new_tokens=16, knowmem_max_new_tokens=16,
                                      max_retain_examples=40, bootstrap_resamples=200)
+        if self.preset in SMOLLM2_PRESETS:
+            # TOFU answers are short: 48 new tokens cover the second half of every answer
+            # (the demo's setting); 40 retain records keep a CPU evaluation near a minute.
+            return EvaluationProfile(verbmem_max_new_tokens=48, max_retain_examples=40)
         return EvaluationProfile()
 
     def to_dict(self) -> dict:
@@ -194,24 +199,42 @@ class Setup:
         return forget, retain
 
 
+#: Presets whose base is the real pre-trained SmolLM2-135M-Instruct (DESIGN §10) instead of a
+#: model built from scratch with a tokenizer trained on the subset.
+SMOLLM2_PRESETS = ("smollm2-135m-lora",)
+
+
 def _recipe(cfg: RunnerConfig) -> dict:
-    target = dict(DEMO_RECIPE["target"])
-    dp = dict(DEMO_RECIPE["dp_base"])
+    if cfg.preset in SMOLLM2_PRESETS:
+        from unlearning_engine.presets import SMOLLM2_LORA_RECIPE
+        target = dict(SMOLLM2_LORA_RECIPE["target"])
+        dp = dict(SMOLLM2_LORA_RECIPE["dp_base"])
+    else:
+        target = dict(DEMO_RECIPE["target"])
+        dp = dict(DEMO_RECIPE["dp_base"])
     if cfg.target_epochs:
         target["epochs"] = cfg.target_epochs
     if cfg.dp_base_epochs:
         dp["epochs"] = cfg.dp_base_epochs
+    if cfg.preset in SMOLLM2_PRESETS:
+        return {"tokenizer": "SmolLM2-135M-Instruct", "model": {"preset": cfg.preset,
+                                                                "base": "SmolLM2-135M-Instruct"},
+                "target": target, "dp_base": dp}
     return {"tokenizer": {"vocab_size": PRESET_VOCAB[cfg.preset]}, "model": {"preset": cfg.preset},
             "target": target, "dp_base": dp}
 
 
-def prepare_setup(cfg: RunnerConfig, k: int, log=print) -> Setup:
+def prepare_setup(cfg: RunnerConfig, k: int, log=print, progress=None) -> Setup:
     """Train (or reuse) tokenizer, base, target and DP base for the subset with k candidates.
 
     The cache directory ``OUT/setup-<sha256(authors, preset, recipe, seed)[:12]>`` is reused
-    when its ``setup.json`` exists (written last, so a half-built setup is rebuilt)."""
-    if cfg.preset not in PRESETS:
-        raise ValueError(f"unknown preset {cfg.preset!r}; choose one of {sorted(PRESETS)}")
+    when its ``setup.json`` exists (written last, so a half-built setup is rebuilt). With a
+    SmolLM2 preset (:data:`SMOLLM2_PRESETS`) the base is a link to the exported SmolLM2 cache
+    and the target / DP base are LoRA fine-tunes merged into the weights. ``progress``: the
+    training loops' :class:`unlearning_engine.training.Progress` callback."""
+    if cfg.preset not in PRESETS and cfg.preset not in SMOLLM2_PRESETS:
+        raise ValueError(f"unknown preset {cfg.preset!r}; choose one of "
+                         f"{sorted(PRESETS) + list(SMOLLM2_PRESETS)}")
     authors, cands = select_authors(cfg.authors, k)
     recipe = _recipe(cfg)
     key = json.dumps({"authors": authors, "recipe": recipe, "seed": cfg.seed,
@@ -233,16 +256,31 @@ def prepare_setup(cfg: RunnerConfig, k: int, log=print) -> Setup:
     sdir.mkdir(parents=True, exist_ok=True)
     corpus = [e for a in authors for e in records[a]]
     t0 = time.perf_counter()
-    tok = train_tokenizer([format_example(e) for e in corpus], **recipe["tokenizer"])
-    save_artifact(build_model(tok, cfg.preset, seed=cfg.seed), tok, sdir / "base")
+    target_hp = dict(recipe["target"])
+    lora = target_hp.pop("lora", None)
+    if cfg.preset in SMOLLM2_PRESETS:
+        from unlearning_engine.modeling import export_smollm2
+        link = sdir / "base"
+        if not link.exists():
+            link.symlink_to(export_smollm2().resolve(), target_is_directory=True)
+    else:
+        tok = train_tokenizer([format_example(e) for e in corpus], **recipe["tokenizer"])
+        save_artifact(build_model(tok, cfg.preset, seed=cfg.seed), tok, sdir / "base")
     model, tok = load_artifact(sdir / "base", cfg.device)
     t1 = time.perf_counter()
-    st = train_causal_lm(model, tok, corpus, seed=cfg.seed, phase="target", **recipe["target"])
+    if lora:
+        from unlearning_engine.hparams import v_lora
+        from unlearning_engine.lora import merge, wrap_lora
+        model = wrap_lora(model, v_lora("lora", lora))
+    st = train_causal_lm(model, tok, corpus, seed=cfg.seed, phase="target", progress=progress,
+                         **target_hp)
+    if lora:
+        model = merge(model)
     save_artifact(model.cpu(), tok, sdir / "target")
     t2 = time.perf_counter()
     log(f"[setup] target trained in {t2 - t1:.1f}s ({st.steps} steps)")
     ledger = train_dp_base(sdir / "base", corpus, sdir / "dp_base", seed=cfg.seed,
-                           **recipe["dp_base"])
+                           device=cfg.device, progress=progress, **recipe["dp_base"])
     t3 = time.perf_counter()
     log(f"[setup] DP base trained in {t3 - t2:.1f}s (eps={ledger.to_dict().get('epsilon')})")
     info = {"dir": str(sdir), "authors": authors, "forget_candidates": cands,
@@ -257,12 +295,18 @@ def prepare_setup(cfg: RunnerConfig, k: int, log=print) -> Setup:
 
 # ----------------------------------------------------------------------------- helpers
 
-def _hp(cfg: RunnerConfig) -> dict:
+def _hp(cfg: RunnerConfig, method: str | None = None) -> dict:
+    """Hyper-parameter overrides of a run. With ``method`` given, overrides the method does not
+    have are left out (``eco`` trains nothing: no ``epochs``, no collapse check)."""
     hp: dict[str, Any] = {"preset": cfg.preset}
     if cfg.unlearn_epochs:
         hp["epochs"] = cfg.unlearn_epochs
     if not cfg.collapse_check:
         hp["collapse_check"] = False
+    if method is not None:
+        from unlearning_engine.methods import get_method
+        allowed = get_method(method).defaults
+        hp = {k: v for k, v in hp.items() if k in allowed}
     return hp
 
 
@@ -332,7 +376,7 @@ def _run_method(method: str, model_dir: str, out: Path, forget, retain, setup: S
     try:
         res = run_unlearning(UnlearningRequest(
             method=method, model_dir=model_dir, output_dir=str(out), forget=forget, retain=retain,
-            base_dir=setup.base, dp_base_dir=setup.dp_base, hyperparameters=_hp(cfg),
+            base_dir=setup.base, dp_base_dir=setup.dp_base, hyperparameters=_hp(cfg, method),
             seed=cfg.seed, device=cfg.device))
     except CollapseError as exc:
         return {"wall_seconds": round(time.perf_counter() - t, 3), "tokens": None, "steps": None,
@@ -570,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="unlearning method (repeatable)")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--authors", type=int, default=12, help="TOFU authors in the subset")
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    ap.add_argument("--preset", choices=sorted(PRESETS) + list(SMOLLM2_PRESETS), default="tiny")
     ap.add_argument("--requests", type=int, default=4, help="sustainability: number of requests")
     ap.add_argument("--sizes", default="1,2,4", help="scalability: forget sizes in authors")
     ap.add_argument("--quick", action="store_true",

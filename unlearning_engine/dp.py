@@ -66,6 +66,8 @@ class PrivacyLedger:
     wall_seconds: float = 0.0
     tokens: int = 0
     privacy_unit: str = "record"
+    #: LoRA config when only an adapter was trained with DP-SGD (merged into the artifact)
+    lora: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,7 +132,8 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
                   progress: Callable[[Progress], None] | None = None, accountant: str = "rdp",
                   min_records: int = MIN_DP_RECORDS,
                   max_physical_batch_size: int = MAX_PHYSICAL_BATCH,
-                  secure_mode: bool = False, mixed_precision: str | None = None) -> PrivacyLedger:
+                  secure_mode: bool = False, mixed_precision: str | None = None,
+                  lora: dict | None = None, device: str | None = None) -> PrivacyLedger:
     """Fine-tune the base artifact at ``base_dir`` on ``examples`` with DP-SGD; save to ``out_dir``.
 
     Per-example loss = mean NLL over the example's supervised tokens; batch loss = mean over
@@ -149,6 +152,13 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
             default (noise from torch's PRNG, the usual research setting).
         mixed_precision: must be ``None``, ``"no"`` or ``"fp32"``: DP-SGD's per-sample clipping
             and noise are computed in fp32 (DESIGN §6 pitfalls); bf16/fp16 is rejected.
+        lora: ``None`` (full-parameter DP-SGD) or a LoRA config (``{"r", "alpha", "dropout",
+            "target_modules"}``, see :func:`unlearning_engine.hparams.v_lora`): only the adapter
+            is trained, so per-sample gradients, clipping and noise cover the adapter weights
+            only (the frozen base is public: the pre-trained model). The model is moved to its
+            device first, then wrapped by peft, then by opacus (DESIGN §6); the adapter is merged
+            into the saved artifact, so (ε, δ) covers the whole saved model by post-processing.
+        device: ``"cpu"``, ``"cuda"``... (default: CUDA when available, else CPU).
     Returns:
         :class:`PrivacyLedger` with the achieved ε.
     Raises:
@@ -176,10 +186,18 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
         raise UnlearningInputError("epochs >= 1, lr > 0 and max_grad_norm > 0 required")
     delta = resolve_delta(n, delta)
 
+    if lora is not None:
+        from .hparams import v_lora
+        lora = v_lora("lora", lora)
     g = seed_everything(seed)
-    model, tokenizer = load_artifact(base_dir, with_eco=False)
+    dev = torch.device(device) if device else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_artifact(base_dir, device=dev, with_eco=False)
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise UnlearningInputError("DP training needs fp32 weights (mixed precision is rejected)")
+    if lora is not None:
+        from .lora import wrap_lora
+        model = wrap_lora(model, lora)
     enc = encode_examples(tokenizer, examples)
     model.train()
     dl = DataLoader(_EncodedDataset(enc), batch_size=batch_size, shuffle=False,
@@ -201,6 +219,8 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
                                 optimizer=popt) as mdl:
             loss_sum, n_tok = 0.0, 0
             for batch in mdl:
+                if isinstance(batch, dict):
+                    batch = {k: v.to(dev) for k, v in batch.items()}
                 if _is_empty(batch):
                     # empty Poisson batch: zero per-sample grads, the optimizer adds noise only
                     for p in params:
@@ -237,10 +257,13 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
                 except AttributeError:
                     setattr(p, attr, None)
         p.grad = None
+    if lora is not None:
+        from .lora import merge
+        plain = merge(plain)
     plain.eval()
-    sha = save_artifact(plain, tokenizer, out_dir)
+    sha = save_artifact(plain.cpu(), tokenizer, out_dir)
     return PrivacyLedger(target_epsilon=float(target_epsilon), epsilon=eps, delta=delta,
                          noise_multiplier=float(popt.noise_multiplier),
                          sample_rate=float(getattr(pdl, "sample_rate", 1.0 / steps_per_epoch)), steps=step, epochs=epochs,
                          accountant=accountant, max_grad_norm=float(max_grad_norm), n_records=n,
-                         weights_sha256=sha, wall_seconds=wall, tokens=tokens)
+                         weights_sha256=sha, wall_seconds=wall, tokens=tokens, lora=lora)

@@ -120,3 +120,22 @@ def test_cli_parser():
     cfg = runners.config_from_args(args)
     assert cfg.methods == ["dp2", "npo_gd"] and cfg.requests == 3 and cfg.quick
     assert cfg.preset == "test" and cfg.sizes == (1, 2, 4)
+
+
+def test_hp_leaves_out_overrides_a_method_does_not_have(out_dir):
+    """Regression: ``--no-collapse-check``/``--unlearn-epochs`` made every ``eco`` run fail with
+    "unknown hyper-parameter(s) for method 'eco'" (eco trains nothing)."""
+    cfg = _cfg(out_dir)
+    assert runners._hp(cfg, "eco") == {"preset": "test"}
+    assert runners._hp(cfg, "npo_gd") == {"preset": "test", "epochs": 1, "collapse_check": False}
+    assert runners._hp(cfg) == {"preset": "test", "epochs": 1, "collapse_check": False}
+
+
+def test_smollm2_preset_recipe_and_profile(out_dir):
+    cfg = RunnerConfig(out_dir=str(out_dir), preset="smollm2-135m-lora")
+    rec = runners._recipe(cfg)
+    assert rec["model"]["base"] == "SmolLM2-135M-Instruct"
+    assert rec["target"]["lora"]["r"] == 16 and rec["dp_base"]["lora"]["r"] == 16
+    assert rec["target"]["epochs"] == 4 and rec["dp_base"]["target_epsilon"] == 8.0
+    prof = cfg.eval_profile()
+    assert prof.verbmem_max_new_tokens == 48 and prof.max_retain_examples == 40

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from unlearning_engine.dp import group_privacy, resolve_delta, train_dp_base
 from unlearning_engine.errors import UnlearningInputError
@@ -69,3 +70,23 @@ def test_dp_rejects_mixed_precision(tmp_path, base_dir, examples):
             train_dp_base(base_dir, examples, tmp_path / "o", target_epsilon=8, epochs=1, lr=1e-3,
                           batch_size=8, mixed_precision=mp)
     assert not (tmp_path / "o").exists()
+
+
+def test_dp_lora_trains_only_the_adapter_and_saves_a_plain_model(tmp_path, base_dir, examples):
+    """DP-SGD on a LoRA adapter (opacus over peft): the ledger records the adapter, ε ≤ target,
+    the merged artifact loads strictly into a plain LlamaForCausalLM and differs from the base
+    only in the adapted projections (embeddings and norms untouched)."""
+    from safetensors.torch import load_file
+
+    led = train_dp_base(base_dir, examples, tmp_path / "dpl", target_epsilon=8.0, epochs=1,
+                        lr=5e-2, batch_size=8, lora={"r": 4, "alpha": 8})
+    assert 0 < led.epsilon <= 8.0
+    assert led.lora["r"] == 4 and led.lora["alpha"] == 8
+    model, _ = load_artifact(tmp_path / "dpl")
+    assert type(model) is LlamaForCausalLM
+    before = load_file(str(base_dir / "model.safetensors"))
+    after = load_file(str(tmp_path / "dpl" / "model.safetensors"))
+    assert set(before) == set(after)  # no lora_A / lora_B keys left: merged
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("proj" in k for k in changed)
+    assert not any("embed" in k or "norm" in k for k in changed)

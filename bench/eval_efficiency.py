@@ -1,0 +1,199 @@
+"""Evaluation efficiency: the full QA/MUSE evaluation against its bare floor (issue 8 item 4).
+
+For each model artifact (``--model-dir``, e.g. the targets the ``bench/methods.py`` set-ups
+cached), on the TOFU forget01 request (authors 198–199: 40 forget records; 40 retain records of
+authors 0…; ``holdout01``: 40 non-members):
+
+- ``full, batched``: :func:`evaluation.report.evaluate_qa_model` with the profile's batch sizes
+  (16 prompts per generate call, 16 texts per scoring forward);
+- ``full, one at a time``: the same with batch size 1 for generation and scoring;
+- ``floor``: only the model work the evaluation cannot avoid, timed alone with the same
+  batches: ``model.generate`` for exactly the decode steps the evaluation performed per batch
+  (no stopping criteria, no decoding of text, no ROUGE), plus one ``no_grad`` forward per MIA
+  text (the four membership scores all come from that one pass). The rest of the evaluation
+  (tokenisation, stop-string checks, ROUGE-L, the bootstrap CIs) is the overhead.
+
+Reported: seconds of each, ``full / floor`` and ``one-at-a-time / batched``.
+
+    python bench/eval_efficiency.py --model-dir var/bench/methods/setup-XXXX/target
+
+Writes ``OUT/eval_efficiency.json`` and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import environment, set_threads  # noqa: E402
+from evaluation.datafiles import default_data_dir  # noqa: E402
+
+TOFU_DIR = default_data_dir("tofu")
+
+
+def request_data(n_retain: int = 40):
+    """(forget, retain, holdout) Example lists of the forget01 request."""
+    from evaluation.runners import _load_rows
+    from unlearning_engine.data import Example
+
+    rows = _load_rows(TOFU_DIR / "full.json")
+    ex = [Example(question=r["question"], answer=r["answer"], record_id=f"tofu{i}")
+          for i, r in enumerate(rows)]
+    forget = ex[198 * 20:200 * 20]
+    retain = ex[:n_retain]
+    holdout = [Example(question=r["question"], answer=r["answer"], record_id=f"holdout01_{i}")
+               for i, r in enumerate(_load_rows(TOFU_DIR / "holdout01.json"))]
+    return forget, retain, holdout
+
+
+def generation_calls(tok, forget, retain, profile):
+    """The (prompts, max_new_tokens, stop_strings) of the evaluation's three generate calls,
+    built as :func:`evaluation.report.evaluate_qa_model` builds them."""
+    from evaluation.report import verbmem_pair
+    from unlearning_engine.data import format_prompt
+
+    retain_eval = list(retain)
+    if profile.max_retain_examples is not None and len(retain_eval) > profile.max_retain_examples:
+        picked = sorted(random.Random(profile.seed).sample(range(len(retain_eval)),
+                                                          profile.max_retain_examples))
+        retain_eval = [retain_eval[i] for i in picked]
+    return [([p for p, _ in (verbmem_pair(tok, e) for e in forget)],
+             profile.verbmem_max_new_tokens, profile.verbmem_stop_strings),
+            ([format_prompt(e) for e in forget], profile.knowmem_max_new_tokens,
+             profile.knowmem_stop_strings),
+            ([format_prompt(e) for e in retain_eval], profile.knowmem_max_new_tokens,
+             profile.knowmem_stop_strings)]
+
+
+def floor_seconds(model, tok, calls, texts, bs: int, sbs: int) -> dict:
+    """Time the unavoidable model work alone (see module docstring)."""
+    import torch
+    from transformers import GenerationConfig
+
+    from evaluation.generation import _prompt_ids, greedy_generate_detailed, pad_token_id
+
+    pad = pad_token_id(tok)
+    gen_s, steps_total = 0.0, 0
+    for prompts, max_new, stops in calls:
+        gens = greedy_generate_detailed(model, tok, prompts, max_new, batch_size=bs,
+                                        stop_strings=stops)
+        ids = _prompt_ids(tok, prompts, None)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            steps = min(max_new, max(len(gens[i].token_ids) + (gens[i].stopped_by == "eos")
+                                     for i in idx))
+            width = max(len(ids[i]) for i in idx)
+            inp = torch.full((len(idx), width), pad, dtype=torch.long)
+            att = torch.zeros_like(inp)
+            for r, i in enumerate(idx):
+                inp[r, width - len(ids[i]):] = torch.tensor(ids[i])
+                att[r, width - len(ids[i]):] = 1
+            cfg = GenerationConfig(max_new_tokens=steps, min_new_tokens=steps, do_sample=False,
+                                   num_beams=1, pad_token_id=pad, eos_token_id=None)
+            t = time.perf_counter()
+            with torch.no_grad():
+                model.generate(input_ids=inp, attention_mask=att, generation_config=cfg)
+            gen_s += time.perf_counter() - t
+            steps_total += steps
+    score_s = 0.0
+    enc = [list(tok(t)["input_ids"]) for t in texts]
+    for start in range(0, len(enc), sbs):
+        chunk = enc[start:start + sbs]
+        width = max(len(c) for c in chunk)
+        inp = torch.full((len(chunk), width), pad, dtype=torch.long)
+        att = torch.zeros_like(inp)
+        for r, c in enumerate(chunk):
+            inp[r, :len(c)] = torch.tensor(c)
+            att[r, :len(c)] = 1
+        t = time.perf_counter()
+        with torch.no_grad():
+            model(input_ids=inp, attention_mask=att)
+        score_s += time.perf_counter() - t
+    return {"generation_seconds": gen_s, "scoring_seconds": score_s,
+            "total_seconds": gen_s + score_s, "decode_steps": steps_total}
+
+
+def run(model_dir: str, args) -> dict:
+    from evaluation.report import EvaluationProfile, evaluate_qa_model
+    from unlearning_engine.data import format_example
+    from unlearning_engine.modeling import load_artifact
+
+    model, tok = load_artifact(model_dir)
+    forget, retain, holdout = request_data(args.retain)
+    prof = EvaluationProfile(verbmem_max_new_tokens=args.verbmem_tokens,
+                             max_retain_examples=args.retain)
+    out = {"model_dir": model_dir, "params": sum(p.numel() for p in model.parameters()),
+           "n": {"forget": len(forget), "retain": len(retain), "holdout": len(holdout)}}
+    t = time.perf_counter()
+    rep = evaluate_qa_model(model, tok, forget=forget, retain=retain, holdout=holdout,
+                            profile=prof)
+    out["batched"] = {**rep["timing"], "wall": time.perf_counter() - t}
+    texts = [format_example(e) for e in forget + holdout]
+    out["floor"] = floor_seconds(model, tok, generation_calls(tok, forget, retain, prof), texts,
+                                 prof.generation_batch_size, prof.scoring_batch_size)
+    if not args.skip_unbatched:
+        one = dataclasses.replace(prof, generation_batch_size=1, scoring_batch_size=1)
+        t = time.perf_counter()
+        rep1 = evaluate_qa_model(model, tok, forget=forget, retain=retain, holdout=holdout,
+                                 profile=one)
+        out["one_at_a_time"] = {**rep1["timing"], "wall": time.perf_counter() - t}
+        same = all(rep["metrics"][k]["value"] == rep1["metrics"][k]["value"]
+                   for k in ("verbmem_forget", "knowmem_forget", "knowmem_retain"))
+        out["same_metrics_batched_vs_one"] = same
+    out["full_over_floor"] = out["batched"]["total_seconds"] / out["floor"]["total_seconds"]
+    if "one_at_a_time" in out:
+        out["one_over_batched"] = (out["one_at_a_time"]["total_seconds"]
+                                   / out["batched"]["total_seconds"])
+    print(json.dumps({k: v for k, v in out.items()}, default=str), flush=True)
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| model | params | full, batched s (gen / score) | floor s (gen / score; decode "
+             "steps) | full / floor | one at a time s | one at a time / batched | same metrics |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b, f, o = r["batched"], r["floor"], r.get("one_at_a_time")
+        lines.append(
+            f"| `{Path(r['model_dir']).name}` ({Path(r['model_dir']).parent.name}) | "
+            f"{r['params'] / 1e6:.1f}M | {b['total_seconds']:.1f} ({b['generation_seconds']:.1f}"
+            f" / {b['scoring_seconds']:.1f}) | {f['total_seconds']:.1f} "
+            f"({f['generation_seconds']:.1f} / {f['scoring_seconds']:.1f}; {f['decode_steps']}) "
+            f"| {r['full_over_floor']:.2f} | "
+            + (f"{o['total_seconds']:.1f} | {r['one_over_batched']:.2f} | "
+               f"{r['same_metrics_batched_vs_one']} |" if o else "– | – | – |"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model-dir", action="append", required=True)
+    ap.add_argument("--retain", type=int, default=40)
+    ap.add_argument("--verbmem-tokens", type=int, default=48)
+    ap.add_argument("--skip-unbatched", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="var/bench/eval_efficiency")
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    rows = [run(d, args) for d in args.model_dir]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval_efficiency.json").write_text(json.dumps(
+        {"bench": "eval_efficiency", "command": "python bench/eval_efficiency.py " + " ".join(
+            argv if argv is not None else sys.argv[1:]), "rows": rows,
+         "environment": environment()}, indent=1, default=str))
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

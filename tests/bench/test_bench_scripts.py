@@ -1,0 +1,105 @@
+"""The benchmark scripts (bench/) on the unit-test model: what they compute, not how fast."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import dp2_vs_retrain, methods, train_efficiency
+from evaluation import runners
+
+TOFU = Path(runners.TOFU_DIR)
+needs_tofu = pytest.mark.skipif(not (TOFU / "full.json").is_file(), reason="TOFU data not present")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def methods_doc(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-methods")
+    ns = methods.build_parser().parse_args([
+        "--preset", "test", "--authors", "5", "--forget", "2", "--methods", "dp2,npo_gd,eco",
+        "--repeats", "2", "--out", str(out), "--no-collapse-check"])
+    return methods.run_request(ns, "test"), out
+
+
+@needs_tofu
+def test_methods_rows_and_reference(methods_doc):
+    doc, out = methods_doc
+    rows = {r["method"]: r for r in doc["rows"]}
+    # retrain is always run first (the PrivLeak reference), even when not asked for
+    assert list(rows) == ["(target)", "retrain", "dp2", "npo_gd", "eco"]
+    assert doc["forget_authors"] == [198, 199] and doc["forget_records"] == 40
+    assert doc["retain_records"] == 60 and doc["holdout_records"] == 40
+    rt = rows["retrain"]
+    assert rt["ratio_to_retrain"] == 1.0
+    assert rt["privleak"] == pytest.approx(0.0, abs=1e-9)  # its own AUC is the reference
+    assert rt["repeats"] == 2 and rt["wall_min"] <= rt["wall_seconds"] <= rt["wall_max"]
+    assert rt["tokens_per_s"] == pytest.approx(rt["tokens"] / rt["wall_seconds"])
+    assert doc["privleak_reference_auc"] == pytest.approx(rt["mink_auc"])
+    assert rows["eco"]["tokens"] == 0 and rows["eco"]["tokens_per_s"] is None
+    for r in doc["rows"]:
+        assert 0 <= r["knowmem_retain"] <= 100 and 0 <= r["mink_auc"] <= 1
+    assert json.loads(Path(doc["json"]).read_text())["rows"][1]["method"] == "retrain"
+    assert Path(doc["json"]).with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
+    md = methods.markdown(doc["rows"], tofu=False)
+    assert md.count("\n") == 1 + len(doc["rows"]) and "| retrain | " in md
+
+
+@needs_tofu
+def test_methods_reuses_cached_runs(methods_doc):
+    doc, out = methods_doc
+    ns = methods.build_parser().parse_args([
+        "--preset", "test", "--authors", "5", "--forget", "2", "--methods", "dp2",
+        "--repeats", "1", "--out", str(out), "--no-collapse-check"])
+    again = methods.run_request(ns, "test")
+    first = {r["method"]: r for r in doc["rows"]}
+    second = {r["method"]: r for r in again["rows"]}
+    # the 2-repeat runs serve a 1-repeat request: same timings, nothing re-trained
+    assert second["dp2"]["wall_seconds"] == first["dp2"]["wall_seconds"]
+    assert second["retrain"]["wall_seconds"] == first["retrain"]["wall_seconds"]
+
+
+def _row(wall, lo, hi, tokens, kr, ci=None):
+    return {"wall_seconds": wall, "wall_min": lo, "wall_max": hi, "repeats": 3, "tokens": tokens,
+            "knowmem_retain": kr, "knowmem_retain_ci95": ci, "verbmem_forget": 10.0,
+            "privleak": 3.0}
+
+
+def test_dp2_vs_retrain_summary_values():
+    doc = {"rows": [{"method": "(target)"}, {"method": "retrain", **_row(60.0, 58, 63, 1000, 86.0,
+                                                                        [82.0, 90.0])},
+                    {"method": "dp2", **_row(15.0, 14, 16, 400, 83.5)}],
+           "setup": {"seconds": {"dp_base": 90.0}, "dp_ledger": {"epsilon": 7.99}},
+           "forget_authors": [198, 199], "forget_records": 40, "retain_records": 560}
+    s = dp2_vs_retrain.summarize(doc)
+    assert s["ratio"] == 0.25 and s["goal_met"] is True
+    assert s["tokens_ratio"] == 0.4
+    assert s["utility_matched"] is True  # 2.5 points below the retrain
+    assert s["breakeven_requests"] == 2  # 90 s once, 45 s saved per request
+    assert s["split"] == "forget01"
+    doc["rows"][2]["knowmem_retain"] = 70.0
+    doc["rows"][2]["wall_seconds"] = 30.0
+    s = dp2_vs_retrain.summarize(doc)
+    assert s["utility_matched"] is False and s["goal_met"] is False and s["ratio"] == 0.5
+    assert "0.50 (not met)" in dp2_vs_retrain.markdown([s])
+
+
+def test_train_efficiency_flop_model():
+    """6·N FLOPs per token (full) and 4·N (LoRA), N = the weights entering a matmul."""
+    import torch
+    records = train_efficiency.load_records(40) if (TOFU / "full.json").is_file() else None
+    if records is None:
+        pytest.skip("TOFU data not present")
+    full = train_efficiency.time_config("full", "tiny", records, 4, steps=1, warmup=0)
+    lora = train_efficiency.time_config("lora", "tiny", records, 4, steps=1, warmup=0)
+    model, _ = train_efficiency.build("tiny", records)
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    # tiny preset: 4 layers × (4·128² + 3·128·384) + lm_head 128 × V (V: the trained vocabulary)
+    v = model.config.vocab_size
+    assert n == 4 * (4 * 128 * 128 + 3 * 128 * 384) + 128 * v == full["matmul_params"]
+    assert full["flops_per_token"] == 6 * n and lora["flops_per_token"] == 4 * n
+    assert lora["trainable_params"] < full["trainable_params"]
+    assert full["achieved_flops"] == pytest.approx(6 * n * full["tokens_per_s"])
+    peak = train_efficiency.matmul_peak(128, 384, 2048, 64, repeats=2)
+    assert peak["peak"] >= peak["model_mix"] > 0
