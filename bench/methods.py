@@ -266,6 +266,11 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
         f = runs_dir / f"{name}.json"
         if f.is_file() and not args.fresh:
             return json.loads(f.read_text())
+        if name.startswith("eval-") and tofu is None and not args.fresh:
+            # an evaluation that also has the TOFU metrics serves one that does not need them
+            extra = sorted(runs_dir.glob(f"{name}-tofu-*.json"))
+            if extra:
+                return json.loads(extra[0].read_text())
         val = fn()
         f.write_text(json.dumps(val, default=str))
         return val
@@ -275,7 +280,10 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
         qa, tr, s = evaluate_dir(setup.target, forget, retain, setup.holdout, cfg, tofu, None,
                                  None)
         return {"qa": qa, "tofu": tr, "eval_seconds": s}
-    target = cached("eval-target", eval_target)
+    # the evaluation settings are part of the cache key: a cached evaluation without the TOFU
+    # metrics must not serve a run that asks for them
+    etag = "" if tofu is None else f"-tofu-{tofu['split']}-{tofu['limit']}"
+    target = cached(f"eval-target{etag}", eval_target)
     log(f"[target] evaluated in {target['eval_seconds']:.0f}s")
 
     results: dict[str, dict] = {}
@@ -294,7 +302,7 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
         run = cached_run(m)
         ev = None
         if run["status"] == "ok":
-            ev = cached(f"eval-{m}", lambda run=run, ra=ref_auc, rt=ref_tr: dict(zip(
+            ev = cached(f"eval-{m}{etag}", lambda run=run, ra=ref_auc, rt=ref_tr: dict(zip(
                 ("qa", "tofu", "eval_seconds"),
                 evaluate_dir(run["dir"], forget, retain, setup.holdout, cfg, tofu, ra, rt),
                 strict=True)))

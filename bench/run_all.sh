@@ -33,8 +33,8 @@ else
   step dp2_vs_retrain_smollm2 $PY bench/dp2_vs_retrain.py --preset smollm2-135m-lora --authors 10 --forget 2 --repeats 1 --out "$OUT/methods"
   step train_efficiency $PY bench/train_efficiency.py --model tiny --model smollm2 --out "$OUT/train_efficiency"
   step eval_efficiency $PY bench/eval_efficiency.py $(for d in "$OUT"/methods/setup-*/target; do echo --model-dir "$d"; done) --out "$OUT/eval_efficiency"
-  step scalability $PY bench/curves.py scalability --method dp2 --method npo_gd --method gd --authors 40 --sizes 2,10,20 --out "$OUT/curves"
-  step sustainability $PY bench/curves.py sustainability --method dp2 --method npo_gd --method gd --authors 30 --requests 10 --quick --out "$OUT/curves"
+  step sustainability $PY bench/curves.py sustainability --method dp2 --method npo_gd --authors 20 --requests 10 --quick --out "$OUT/curves"
+  step scalability $PY bench/curves.py scalability --method dp2 --method npo_gd --authors 40 --sizes 2,10,20 --out "$OUT/curves"
   LOAD=(--requests 1000 --clients 20 --workers 3)
 fi
 if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then

@@ -103,3 +103,25 @@ def test_train_efficiency_flop_model():
     assert full["achieved_flops"] == pytest.approx(6 * n * full["tokens_per_s"])
     peak = train_efficiency.matmul_peak(128, 384, 2048, 64, repeats=2)
     assert peak["peak"] >= peak["model_mix"] > 0
+
+
+@needs_tofu
+def test_methods_tofu_run_does_not_reuse_evaluations_without_tofu(methods_doc):
+    """Regression: a cached evaluation without the TOFU metrics served a ``--tofu`` run, so
+    Forget Quality and Model Utility came out empty for every row."""
+    doc, out = methods_doc
+    ns = methods.build_parser().parse_args([
+        "--preset", "test", "--authors", "5", "--forget", "2", "--methods", "dp2",
+        "--tofu", "--tofu-limit", "5", "--out", str(out), "--no-collapse-check"])
+    again = methods.run_request(ns, "test")
+    rows = {r["method"]: r for r in again["rows"]}
+    assert again["tofu"] == {"split": "forget01", "limit": 5}
+    assert rows["(target)"]["model_utility"] is not None
+    # dp2's Forget Quality is a KS-test p-value against the retrain's truth ratios
+    assert 0.0 <= rows["dp2"]["forget_quality"] <= 1.0
+    # ... and a later run without --tofu may reuse the evaluation that has them
+    ns = methods.build_parser().parse_args([
+        "--preset", "test", "--authors", "5", "--forget", "2", "--methods", "dp2",
+        "--out", str(out), "--no-collapse-check"])
+    plain = {r["method"]: r for r in methods.run_request(ns, "test")["rows"]}
+    assert plain["dp2"]["knowmem_retain"] is not None
