@@ -17,7 +17,7 @@ Reported: seconds of each, ``full / floor`` and ``one-at-a-time / batched``.
 
     python bench/eval_efficiency.py --model-dir var/bench/methods/setup-XXXX/target
 
-Writes ``OUT/eval_efficiency.json`` and prints a Markdown table.
+Writes ``OUT/eval_efficiency.json`` and ``.png`` and prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import environment, set_threads  # noqa: E402
+from bench.common import environment, pyplot, set_threads  # noqa: E402
 from evaluation.datafiles import default_data_dir  # noqa: E402
 
 TOFU_DIR = default_data_dir("tofu")
@@ -174,6 +174,28 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Stacked generation / scoring seconds: floor, full batched, full one at a time."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.5 * len(rows), 3.8), squeeze=False)
+    for ax, r in zip(axes[0], rows, strict=True):
+        bars = [("floor", r["floor"]), ("batched", r["batched"])]
+        if r.get("one_at_a_time"):
+            bars.append(("one at a time", r["one_at_a_time"]))
+        names = [b[0] for b in bars]
+        gen = [b[1]["generation_seconds"] for b in bars]
+        sc = [b[1]["scoring_seconds"] for b in bars]
+        ax.bar(names, gen, label="generation")
+        ax.bar(names, sc, bottom=gen, label="scoring (MIA)")
+        ax.set_ylabel("seconds")
+        ax.set_title(f"{Path(r['model_dir']).parent.name}: {r['params'] / 1e6:.1f}M params",
+                     fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-dir", action="append", required=True)
@@ -191,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         {"bench": "eval_efficiency", "command": "python bench/eval_efficiency.py " + " ".join(
             argv if argv is not None else sys.argv[1:]), "rows": rows,
          "environment": environment()}, indent=1, default=str))
+    plot(rows, out / "eval_efficiency.png")
     print(markdown(rows))
     return 0
 

@@ -14,7 +14,7 @@ OUT="var/bench/$MODE"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 step() { local name=$1; shift; echo "== $name: $*"; local t=$SECONDS
-         "$@" 2>&1 | grep -v -E "Warning|warnings.warn|^\s+loss.backward|^\s+warn" | tee "$OUT/$name.log"
+         "$@" 2>&1 | grep --line-buffered -v -E "Warning|warnings.warn|^\s+loss.backward|^\s+warn" | tee "$OUT/$name.log"
          echo "== $name: $((SECONDS - t)) s"; }
 
 if [ "$MODE" = quick ]; then

@@ -125,3 +125,23 @@ def test_methods_tofu_run_does_not_reuse_evaluations_without_tofu(methods_doc):
         "--out", str(out), "--no-collapse-check"])
     plain = {r["method"]: r for r in methods.run_request(ns, "test")["rows"]}
     assert plain["dp2"]["knowmem_retain"] is not None
+
+
+@needs_tofu
+def test_eval_efficiency_floor_counts_the_decode_steps(methods_doc, tmp_path):
+    """The floor re-runs exactly the decode steps the evaluation performed, and batched and
+    one-at-a-time evaluations give the same metrics."""
+    from bench import eval_efficiency
+
+    doc, _ = methods_doc
+    target = Path(doc["setup"]["dir"]) / "target"
+    ns = ["--model-dir", str(target), "--retain", "8", "--verbmem-tokens", "8",
+          "--out", str(tmp_path)]
+    assert eval_efficiency.main(ns) == 0
+    res = json.loads((tmp_path / "eval_efficiency.json").read_text())["rows"][0]
+    # 40 forget prompts twice (VerbMem, KnowMem_f) + 8 retain prompts, batches of 16:
+    # 3 + 3 + 1 generate calls of at most 8 / 32 / 32 decode steps
+    assert 0 < res["floor"]["decode_steps"] <= 3 * 8 + 3 * 32 + 32
+    assert res["same_metrics_batched_vs_one"] is True
+    assert res["full_over_floor"] > 0
+    assert (tmp_path / "eval_efficiency.png").read_bytes()[:8] == PNG_MAGIC
