@@ -22,15 +22,20 @@ __all__ = [
 
 
 def default_data_dir(name: str) -> Path:
-    """``$UNLEARNING_DATA_DIR/<name>`` when that variable is set (e.g. a copy carried to another
-    machine), else ``<repo>/../shared/data/<name>`` (DESIGN §10), the default benchmark
-    location."""
+    """Where the benchmark ``name`` lives: ``$UNLEARNING_DATA_DIR/<name>`` when that variable
+    is set (e.g. a copy carried to another machine); else the first existing of
+    ``<repo>/../shared/data/<name>`` (DESIGN §10) and ``/work/shared/data/<name>`` (the shared
+    data of this workplace, for a checkout elsewhere); else the former path."""
     import os
 
     root = os.environ.get("UNLEARNING_DATA_DIR")
     if root:
         return Path(root) / name
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / name
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data" / name
+    for cand in (beside, Path("/work/shared/data") / name):
+        if cand.is_dir():
+            return cand
+    return beside
 
 
 def read_records(path: str | Path) -> list[Any]:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 
+from .hparams import LLAMA_LORA_TARGETS
+
 PRESET_SIZES = ("test", "tiny", "smollm2-135m", "smollm2-135m-lora")
 
 _TINY: dict[str, dict] = {
@@ -74,7 +76,7 @@ _SMOLLM2: dict[str, dict] = {
 }
 
 #: LoRA adapter of the "smollm2-135m-lora" preset.
-SMOLLM2_LORA = {"r": 16, "alpha": 32.0, "dropout": 0.0}
+SMOLLM2_LORA = {"r": 16, "alpha": 32.0, "dropout": 0.0, "target_modules": list(LLAMA_LORA_TARGETS)}
 
 _SMOLLM2_LORA: dict[str, dict] = {
     "retrain": {"epochs": 4, "lr": 1e-3, "batch_size": 8},
@@ -94,15 +96,15 @@ _SMOLLM2_LORA: dict[str, dict] = {
 }
 for _m, _hp in _SMOLLM2_LORA.items():
     if _m != "eco":
-        _hp["lora"] = dict(SMOLLM2_LORA)
+        _hp["lora"] = copy.deepcopy(SMOLLM2_LORA)
 
 #: Target (served model) and DP-base recipe matching "smollm2-135m-lora": the target is the
 #: same LoRA fine-tune as ``retrain`` (so the retrain is the exact reference), merged into the
 #: weights; the DP base is a DP-SGD LoRA fine-tune (opacus, per-sample gradients of the adapter).
 SMOLLM2_LORA_RECIPE: dict[str, dict] = {
-    "target": dict(_SMOLLM2_LORA["retrain"], lora=dict(SMOLLM2_LORA)),
+    "target": copy.deepcopy(_SMOLLM2_LORA["retrain"]),
     "dp_base": {"target_epsilon": 8.0, "epochs": 3, "lr": 1e-3, "batch_size": 32,
-                "max_grad_norm": 1.0, "lora": dict(SMOLLM2_LORA)},
+                "max_grad_norm": 1.0, "lora": copy.deepcopy(SMOLLM2_LORA)},
 }
 
 PRESET_HP: dict[str, dict[str, dict]] = {"test": _TEST, "tiny": _TINY, "smollm2-135m": _SMOLLM2,
