@@ -233,8 +233,17 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
     """Run the benchmark described by ``args`` (see :func:`build_parser`); returns the JSON
     document (also written to ``OUT/methods-<preset>-f<forget>-a<authors>.json`` with a PNG)."""
     from evaluation.runners import RunnerConfig, prepare_setup
+    from unlearning_engine.methods import available_methods
 
+    # bad input is refused before any training
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(available_methods()))
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; available: {available_methods()}")
+    if args.tofu and args.forget not in (2, 10, 20):
+        raise SystemExit("--tofu needs --forget 2, 10 or 20 (TOFU forget01/05/10)")
+    if args.repeats < 1 or args.forget < 1 or args.authors <= args.forget:
+        raise SystemExit("--repeats >= 1, --forget >= 1 and --authors > --forget are required")
     if "retrain" not in methods:
         methods.insert(0, "retrain")
     out = Path(args.out)
@@ -247,7 +256,10 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
         print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
     t_all = time.perf_counter()
-    setup = prepare_setup(cfg, args.forget, log=log)
+    try:
+        setup = prepare_setup(cfg, args.forget, log=log)
+    except ValueError as exc:  # unknown preset
+        raise SystemExit(str(exc)) from None
     forget, retain = setup.split(setup.candidates)
     tofu = None
     if args.tofu:

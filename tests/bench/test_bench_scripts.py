@@ -145,3 +145,16 @@ def test_eval_efficiency_floor_counts_the_decode_steps(methods_doc, tmp_path):
     assert res["same_metrics_batched_vs_one"] is True
     assert res["full_over_floor"] > 0
     assert (tmp_path / "eval_efficiency.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--methods", "retrain,bogus"], "unknown method"),
+    (["--forget", "3", "--tofu"], "--tofu needs"),
+    (["--authors", "2", "--forget", "2"], "--authors > --forget"),
+    (["--preset", "gpt-9"], "unknown preset"),
+])
+def test_methods_refuses_bad_input_before_training(tmp_path, argv, message):
+    ns = methods.build_parser().parse_args(["--preset", "test", "--out", str(tmp_path)] + argv)
+    with pytest.raises(SystemExit, match=message):
+        methods.run_request(ns, "test")
+    assert not list(tmp_path.glob("setup-*/target"))  # nothing was trained
