@@ -370,6 +370,22 @@ def _reference_auc(setup: Setup, forgotten: list[int], forget_eval: list[Example
     return cache[key]
 
 
+def _evaluate_step(new_dir: str, setup: Setup, forgotten: list[int], forget, retain,
+                   cfg: RunnerConfig, ref_cache: dict, log=print,
+                   with_reference_metrics: bool = False) -> tuple[dict, dict]:
+    """Compact metrics of an unlearned model plus PrivLeak against the retrain reference for
+    ``forgotten`` (or the ideal 0.5 with ``--quick``); returns ``(metrics, privleak_reference)``."""
+    rep = _evaluate(new_dir, forget, retain, setup.holdout, cfg)
+    ref_auc, ref = _reference_auc(setup, forgotten, forget, cfg, ref_cache, log)
+    metrics = _compact(rep)
+    metrics["privleak"], pref = _privleak(rep, ref_auc)
+    if ref is not None:
+        pref["retrain_dir"] = ref["dir"]
+        if with_reference_metrics:
+            pref["retrain_metrics"] = ref["metrics"]
+    return metrics, pref
+
+
 def _run_method(method: str, model_dir: str, out: Path, forget, retain, setup: Setup,
                 cfg: RunnerConfig) -> tuple[dict, str | None]:
     t = time.perf_counter()
@@ -444,12 +460,8 @@ def run_sustainability(cfg: RunnerConfig, log=print) -> dict[str, dict]:
                 if method == "dp2":  # the next dp2 request restarts from BM anyway
                     continue
                 break  # the lineage has no model to continue from
-            rep = _evaluate(new_dir, forget, retain, setup.holdout, cfg)
-            ref_auc, ref = _reference_auc(setup, forgotten, forget, cfg, ref_cache, log)
-            metrics = _compact(rep)
-            metrics["privleak"], pref = _privleak(rep, ref_auc)
-            if ref is not None:
-                pref["retrain_dir"] = ref["dir"]
+            metrics, pref = _evaluate_step(new_dir, setup, forgotten, forget, retain, cfg,
+                                           ref_cache, log)
             step.update(metrics=metrics, privleak_reference=pref, model_dir=new_dir)
             steps.append(step)
             log(f"[sustainability] {method} request {i + 1}: wall {run['wall_seconds']:.1f}s "
@@ -496,13 +508,8 @@ def run_scalability(cfg: RunnerConfig, log=print) -> dict[str, dict]:
             if new_dir is None:
                 row.update(metrics=None, privleak_reference=None)
             else:
-                rep = _evaluate(new_dir, forget, retain, setup.holdout, cfg)
-                ref_auc, ref = _reference_auc(setup, forgotten, forget, cfg, ref_cache, log)
-                metrics = _compact(rep)
-                metrics["privleak"], pref = _privleak(rep, ref_auc)
-                if ref is not None:
-                    pref["retrain_dir"] = ref["dir"]
-                    pref["retrain_metrics"] = ref["metrics"]
+                metrics, pref = _evaluate_step(new_dir, setup, forgotten, forget, retain, cfg,
+                                               ref_cache, log, with_reference_metrics=True)
                 row.update(metrics=metrics, privleak_reference=pref, model_dir=new_dir)
             rows.append(row)
             log(f"[scalability] {method} size {s}: {run['status']} wall {run['wall_seconds']:.1f}s "
