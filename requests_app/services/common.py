@@ -1,0 +1,108 @@
+"""Shared pieces of the services: errors, evidence encryption, digests and the audited ticket transition."""
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ..audit import audit_event_record
+from ..models import (
+    RemovalTicket,
+    TicketStatus,
+    UnlearningJob,
+)
+from ..workflow import TransitionError, sources_for
+from .webhooks import webhook_event_emit
+
+
+class ServiceError(Exception):
+    """Invalid input to a service (the API answers 400 with the message)."""
+
+
+class NotFound(ServiceError):
+    """A referenced object does not exist (the API answers 400/404 with the message)."""
+
+
+class IdempotencyConflict(ServiceError):
+    """An idempotency key replayed with a different body (the API answers 422)."""
+
+
+class PayloadTooLarge(ServiceError):
+    """Uploaded or pasted evidence above the limit (the API answers 413 with the limit)."""
+
+
+class PermissionDeniedError(ServiceError):
+    """A policy forbids this actor (e.g. four-eyes: the reviewer may not approve; API 403)."""
+
+
+TERMINAL_STATUSES = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+
+
+def _fernet():
+    from cryptography.fernet import Fernet
+
+    return Fernet(settings.EVIDENCE_ENCRYPTION_KEY.encode())
+
+
+def encrypt_text(text: str) -> str:
+    """Fernet token (AES-128-CBC + HMAC-SHA256) of ``text`` with the key from settings."""
+    return _fernet().encrypt(text.encode("utf-8")).decode("ascii")
+
+
+def decrypt_text(token: str) -> str:
+    """Inverse of :func:`encrypt_text`; raises ``cryptography.fernet.InvalidToken`` on a wrong key."""
+    return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
+
+
+def _sha256_text(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def forget_set_digest(record_digests: list[str]) -> str:
+    """DESIGN §8 forget-set digest: sha256 of the sorted per-record sha256 list, newline-joined."""
+    return _sha256_text("\n".join(sorted(record_digests)))
+
+
+
+def _ticket_transition(
+    ticket: RemovalTicket, to: str, *, actor, verb: str, fields: dict | None = None, sources: list[str] | None = None
+) -> RemovalTicket:
+    """Compare-and-set ``ticket.status`` from one of ``sources`` to ``to`` and audit it.
+
+    Must run inside ``transaction.atomic``. Raises :class:`TransitionError` (with the current status)
+    when the ticket is no longer in an allowed source status, e.g. a second concurrent approval.
+    """
+    sources = sources or sources_for(to)
+    fields = dict(fields or {})
+    before = {"status": ticket.status}
+    updated = RemovalTicket.objects.filter(pk=ticket.pk, status__in=sources).update(
+        status=to, updated_at=timezone.now(), **fields
+    )
+    if updated != 1:
+        current = RemovalTicket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
+        raise TransitionError(
+            f"cannot move ticket from '{current}' to '{to}' (allowed from: {', '.join(sources)})", current
+        )
+    ticket.refresh_from_db()
+    after = {"status": to}
+    after.update({k: v for k, v in fields.items() if isinstance(v, (str, int, float, bool, list)) and k != "identity_code_sha256"})
+    audit_event_record(actor=actor, verb=verb, obj=ticket, before=before, after=after)
+    webhook_event_emit(event=verb, payload={"ticket": str(ticket.public_id), "status": to, "previous": before["status"]})
+    return ticket
+
+
+
+def _job_enqueue_on_commit(job: UnlearningJob) -> None:
+    from ..tasks import job_run_task
+
+    transaction.on_commit(lambda: job_run_task.delay(job.pk))
+
+
+
+def _tickets_advance(job: UnlearningJob, to: str, *, actor, verb: str) -> None:
+    """Move the job's tickets to ``to``; tickets already there (a re-claimed job) are left alone."""
+    for ticket in job.tickets.all():
+        if ticket.status != to:
+            _ticket_transition(ticket, to, actor=actor, verb=verb)
