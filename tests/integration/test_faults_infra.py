@@ -25,8 +25,6 @@ from .test_faults import _approved_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
 FINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
@@ -60,15 +58,62 @@ def _redis_ping(url: str) -> bool:
         return False
 
 
-def _redis_restart(url: str) -> None:
-    """``SHUTDOWN NOSAVE`` (every queue and unacked message is lost), then start the server again."""
-    try:
-        redis.Redis.from_url(url).shutdown(nosave=True)
-    except redis.ConnectionError:
-        pass  # the server closes the connection as it exits
-    assert wait_for(lambda: not _redis_ping(url), timeout=10, interval=0.1), "redis did not stop"
-    subprocess.run(REDIS_START, check=True, timeout=30)
-    assert wait_for(lambda: _redis_ping(url), timeout=15, interval=0.1), "redis did not come back"
+class OwnRedis:
+    """A redis-server of this test's own on a free loopback port, in its own directory.
+
+    The fault test stops and restarts *this* server only; the machine's shared Redis (6379) is never
+    touched (no ``SHUTDOWN``, no ``FLUSHALL``).
+    """
+
+    def __init__(self, workdir):
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: _redis_ping(self.url), timeout=15, interval=0.1), "own redis did not start"
+
+    def restart(self) -> None:
+        """``SHUTDOWN NOSAVE`` (every queue and unacked message is lost), then start it again."""
+        try:
+            redis.Redis.from_url(self.url).shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        assert wait_for(lambda: not _redis_ping(self.url), timeout=10, interval=0.1), "redis did not stop"
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path, settings):
+    """Point this process's Celery app and the workers at a Redis of the test's own."""
+    from requests_app.celery import app as celery_app
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    server = OwnRedis(tmp_path)
+    server.start()
+    previous = celery_app.conf.broker_url
+    settings.CELERY_BROKER_URL = server.url
+    celery_app.conf.broker_url = server.url
+    celery_app.pool.force_close_all()
+    celery_app._pool = None
+    yield server
+    celery_app.conf.broker_url = previous
+    celery_app.pool.force_close_all()
+    celery_app._pool = None
+    server.stop()
 
 
 def _worker_json_lines(worker_pool) -> list[dict]:
@@ -83,25 +128,19 @@ def _worker_json_lines(worker_pool) -> list[dict]:
     return lines
 
 
-def test_redis_restarted_mid_job_the_job_still_finishes_once(fast_heartbeats, settings, worker_pool, target_model,
-                                                            forget_subject, users):
+def test_redis_restarted_mid_job_the_job_still_finishes_once(fast_heartbeats, settings, own_redis, worker_pool,
+                                                            target_model, forget_subject, users):
     from requests_app.tasks import job_run_task
 
-    url = settings.CELERY_BROKER_URL
     worker_pool.env["LOG_FORMAT"] = "json"  # the worker's records carry the job id (checked below)
     worker_pool.start()
     ticket, job = _approved_job(users, forget_subject, epochs=60)
-    try:
-        assert wait_for(lambda: _training(job.pk), timeout=240), worker_pool.logs()
-        t0 = time.monotonic()
-        _redis_restart(url)
-        restart_s = time.monotonic() - t0
-        assert _job(job.pk).status == JobStatus.RUNNING  # the broker outage did not touch the running job
-        assert wait_for(lambda: _job(job.pk).status in FINAL, timeout=300), worker_pool.logs()
-    finally:
-        if not _redis_ping(url):
-            subprocess.run(REDIS_START, check=False, timeout=30)
-            wait_for(lambda: _redis_ping(url), timeout=15, interval=0.1)
+    assert wait_for(lambda: _training(job.pk), timeout=240), worker_pool.logs()
+    t0 = time.monotonic()
+    own_redis.restart()
+    restart_s = time.monotonic() - t0
+    assert _job(job.pk).status == JobStatus.RUNNING  # the broker outage did not touch the running job
+    assert wait_for(lambda: _job(job.pk).status in FINAL, timeout=300), worker_pool.logs()
     job.refresh_from_db()
     ticket.refresh_from_db()
     _assert_ended_by_verdict(job)
