@@ -278,7 +278,7 @@ def certificate_check(request):
                 result = {"valid": False}
                 reason = _("The text is not valid JSON, so it cannot be a certificate.")
             else:
-                checked = certificate_verify_document(parsed)
+                checked = certificate_verify_document(form.cleaned_data["text"])  # strict parse of the text
                 result = {"valid": checked.valid, "key_id": checked.key_id}
                 reason = verification_reason_text(checked.reason)
                 payload = parsed.get("payload") if isinstance(parsed, dict) else None
