@@ -50,7 +50,8 @@ def _own_ticket(request, public_id):
 
 
 def _certificate_for(ticket):
-    return Certificate.objects.filter(job__tickets=ticket).order_by("-id").first()
+    """The ticket's erasure certificate (a suppression notice is never shown to the owner as one)."""
+    return Certificate.objects.filter(job__tickets=ticket, document_type=Certificate.ERASURE).order_by("-id").first()
 
 
 def home(request):

@@ -176,3 +176,19 @@ def test_database_refuses_an_erasure_certificate_for_unchanged_weights(target_mo
     ok = Certificate.objects.create(document_type="suppression_notice", **base, payload={
         "schema": "suppression-notice/1", "version_before": same, "version_after": same})
     assert ok.pk
+
+
+def test_owner_portal_never_shows_a_suppression_notice_as_a_certificate(client, users, forget_subject, target_model):
+    job, _ = _evaluating_job(target_model, target_model.corpus, method="eco", changes_weights=False)
+    ticket = RemovalTicket.objects.create(requester=users["owner"], subject=forget_subject, target_model=target_model,
+                                          status=TicketStatus.EVALUATING, received_at=job.queued_at,
+                                          due_at=job.queued_at.replace(year=job.queued_at.year + 1),
+                                          resolved_record_ids=[1])
+    job.tickets.add(ticket)
+    _, cert = services.job_finish(job=job, artifact_uri="file:///x", weights_sha256="e" * 64, reports={},
+                                  verdicts=VERDICTS, device_seconds=1.0)
+    assert cert.document_type == "suppression_notice"
+    client.force_login(users["owner"])
+    assert client.get(f"/requests/{ticket.public_id}/certificate.json").status_code == 404
+    page = client.get(f"/requests/{ticket.public_id}/").content.decode()
+    assert "Your certificate" not in page
