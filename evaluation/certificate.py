@@ -1,4 +1,4 @@
-"""Canonical JSON, Ed25519 signing and verification of certificates (DESIGN §8).
+"""Canonical JSON, Ed25519 signing and strict verification of certificates (DESIGN §8).
 
 - Canonical JSON: ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
   allow_nan=False)`` encoded as UTF-8 (keys sorted by code point, no insignificant
@@ -7,16 +7,25 @@
 - Signature: Ed25519 (RFC 8032 §5.1, pure Ed25519 over the canonical payload bytes) with
   ``cryptography``; signature transported as standard base64.
 - Key id: the first 16 hex characters of sha256(raw 32-byte public key).
+- Verification parses documents with :func:`evaluation.strict_json.strict_loads` (duplicate
+  keys, NaN, non-canonical numbers refused) and checks the key against the published key set
+  (:mod:`evaluation.certificate_keys`: unknown key, key used outside its validity).
+
+Standalone verifier for auditors (no Django, never creates or reads a private key)::
+
+    python -m evaluation.certificate verify CERTIFICATE.json --keys KEYS.json
+
+exit status 0 = VALID, 1 = INVALID (reason on stderr), 2 = the keys file is unusable.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
-import hashlib
-import html
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +35,31 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .certificate_html import check_result, render_certificate_html
+from .certificate_keys import (
+    KeySetError,
+    PublishedKey,
+    keyset_load_file,
+    parse_timestamp,
+    raw_key_id,
+)
+from .strict_json import StrictJSONError, strict_loads
+
 __all__ = [
     "ALGORITHM",
     "VerificationResult",
     "canonical_json",
+    "check_result",
     "load_or_create_signing_key",
     "load_public_key",
+    "parse_document",
     "public_key_pem",
     "key_id",
     "sign_certificate",
     "verify_certificate",
     "render_certificate_html",
+    "verify_file",
+    "main",
 ]
 
 ALGORITHM = "Ed25519"
@@ -66,24 +89,17 @@ def _check_keys(obj: Any) -> None:
             _check_keys(v)
 
 
-def _raw_public(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 def key_id(public_key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     """First 16 hex characters of sha256(raw 32-byte Ed25519 public key, RFC 8032 §5.1.5).
     A private key is accepted and its public key used. Raises ``TypeError`` for other keys."""
-    if isinstance(public_key, Ed25519PrivateKey):
-        public_key = public_key.public_key()
-    if not isinstance(public_key, Ed25519PublicKey):
-        raise TypeError("key_id needs an Ed25519 key")
-    return hashlib.sha256(_raw_public(public_key)).hexdigest()[:16]
+    return raw_key_id(public_key)
 
 
 def load_or_create_signing_key(path: str | os.PathLike) -> Ed25519PrivateKey:
-    """Load an unencrypted PKCS#8 PEM Ed25519 private key from ``path``; if the file does
-    not exist, generate one (RFC 8032) and write it with mode 0600 (parent directories are
-    created). Raises ``ValueError``/``TypeError`` if the file is not an Ed25519 PEM key."""
+    """Issuer side only: load an unencrypted PKCS#8 PEM Ed25519 private key from ``path``; if
+    the file does not exist, generate one (RFC 8032) and write it with mode 0600 (parent
+    directories are created). Raises ``ValueError``/``TypeError`` if the file is not an Ed25519
+    PEM key. Verification never calls this (see :func:`verify_certificate`)."""
     p = Path(path)
     if p.exists():
         key = serialization.load_pem_private_key(p.read_bytes(), password=None)
@@ -126,11 +142,15 @@ def sign_certificate(payload: dict, private_key: Ed25519PrivateKey) -> dict:
 
     Returns ``{"payload": payload, "signature": <base64>, "key_id": key_id(public),
     "algorithm": "Ed25519"}``. Raises ``TypeError``/``ValueError`` if the payload is not
-    canonical-JSON serialisable (e.g. contains NaN).
+    canonical-JSON serialisable (e.g. contains NaN, or a lone surrogate in a string) or does not
+    re-parse strictly to the same bytes — what is signed must be what a verifier reads.
     """
     if not isinstance(payload, dict):
         raise TypeError("payload must be a dict")
-    sig = private_key.sign(canonical_json(payload))
+    message = canonical_json(payload)
+    if canonical_json(strict_loads(message)) != message:  # pragma: no cover - canonical by construction
+        raise ValueError("payload does not survive a strict JSON round trip")
+    sig = private_key.sign(message)
     return {
         "payload": payload,
         "signature": base64.b64encode(sig).decode("ascii"),
@@ -142,192 +162,172 @@ def sign_certificate(payload: dict, private_key: Ed25519PrivateKey) -> dict:
 @dataclass(frozen=True)
 class VerificationResult:
     """Outcome of :func:`verify_certificate`. ``reason`` is ``"ok"`` when valid, otherwise
-    one of ``"malformed: ..."``, ``"unsupported algorithm: ..."``, ``"unknown key id: ..."``,
-    ``"bad signature"``."""
+    one of ``"malformed JSON: ..."`` (strict parsing), ``"malformed: ..."`` (structure),
+    ``"unsupported algorithm: ..."``, ``"signed by an unknown key: ..."``, ``"bad signature"``,
+    ``"key used outside its validity: ..."``. ``key_status`` is the published key's status
+    (``current``/``retired``) when known."""
 
     valid: bool
     reason: str
     key_id: str | None = None
+    key_status: str | None = None
 
     def __bool__(self) -> bool:
         return self.valid
 
     def to_dict(self) -> dict:
-        """``{"valid", "reason", "key_id"}``."""
-        return {"valid": self.valid, "reason": self.reason, "key_id": self.key_id}
+        """``{"valid", "reason", "key_id", "key_status"}``."""
+        return {"valid": self.valid, "reason": self.reason, "key_id": self.key_id,
+                "key_status": self.key_status}
 
 
-def _as_public(k) -> Ed25519PublicKey:
-    if isinstance(k, Ed25519PublicKey):
+def parse_document(data: bytes | str) -> dict:
+    """Strictly parse a certificate document (``evaluation.strict_json``) and check it is an
+    object. Raises :class:`evaluation.strict_json.StrictJSONError` with the reason."""
+    document = strict_loads(data)
+    if not isinstance(document, dict):
+        raise StrictJSONError("a certificate is a JSON object")
+    return document
+
+
+def _as_published(kid: str, k) -> PublishedKey:
+    if isinstance(k, PublishedKey):
         return k
     if isinstance(k, Ed25519PrivateKey):
-        return k.public_key()
-    return load_public_key(k)
+        k = k.public_key()
+    if not isinstance(k, Ed25519PublicKey):
+        k = load_public_key(k)
+    return PublishedKey(raw_key_id(k), k)  # a bare key: no validity window recorded
 
 
-def verify_certificate(
-    certificate: dict | str | bytes, public_keys: Mapping[str, Ed25519PublicKey | str | bytes]
-) -> VerificationResult:
-    """Check a signed certificate against published public keys (RFC 8032 §5.1.7).
-
-    Args:
-        certificate: the dict from :func:`sign_certificate`, or its JSON text/bytes.
-        public_keys: ``{key_id: Ed25519PublicKey or PEM}``. A key id is only trusted if the
-            key it maps to actually hashes to that id.
-
-    Returns a :class:`VerificationResult`; never raises for bad input. Checks, in order:
-    structure (keys ``payload`` dict, ``signature`` base64 of 64 bytes, ``key_id`` str,
-    ``algorithm`` str), algorithm == ``"Ed25519"``, key id known, signature over
-    ``canonical_json(payload)``.
-    """
-    try:
-        if isinstance(certificate, (bytes, bytearray)):
-            certificate = certificate.decode("utf-8")
-        if isinstance(certificate, str):
-            certificate = json.loads(certificate)
-    except (UnicodeDecodeError, ValueError) as e:
-        return VerificationResult(False, f"malformed: not valid JSON ({e.__class__.__name__})")
-    if not isinstance(certificate, dict):
-        return VerificationResult(False, "malformed: certificate is not a JSON object")
-    missing = [k for k in ("payload", "signature", "key_id", "algorithm") if k not in certificate]
+def _structure(certificate: dict) -> tuple[VerificationResult | None, tuple]:
+    fields = ("payload", "signature", "key_id", "algorithm")
+    missing = [k for k in fields if k not in certificate]
     if missing:
-        return VerificationResult(False, f"malformed: missing field(s) {', '.join(missing)}")
-    extra = sorted(set(certificate) - {"payload", "signature", "key_id", "algorithm"})
+        return VerificationResult(False, f"malformed: missing field(s) {', '.join(missing)}"), ()
+    extra = sorted(set(certificate) - set(fields))
     if extra:
-        return VerificationResult(False, f"malformed: unexpected field(s) {', '.join(extra)}")
-    payload, sig_b64, kid, alg = (
-        certificate[k] for k in ("payload", "signature", "key_id", "algorithm")
-    )
+        return VerificationResult(False, f"malformed: unexpected field(s) {', '.join(extra)}"), ()
+    payload, sig_b64, kid, alg = (certificate[k] for k in fields)
     if not isinstance(payload, dict):
-        return VerificationResult(False, "malformed: payload is not an object")
+        return VerificationResult(False, "malformed: payload is not an object"), ()
     if not isinstance(kid, str) or not isinstance(alg, str) or not isinstance(sig_b64, str):
-        return VerificationResult(
-            False, "malformed: signature, key_id and algorithm must be strings"
-        )
+        return VerificationResult(False, "malformed: signature, key_id and algorithm must be strings"), ()
     if alg != ALGORITHM:
-        return VerificationResult(
-            False, f"unsupported algorithm: {alg!r} (expected {ALGORITHM})", kid
-        )
+        return VerificationResult(False, f"unsupported algorithm: {alg!r} (expected {ALGORITHM})", kid), ()
     try:
         sig = base64.b64decode(sig_b64, validate=True)
     except (binascii.Error, ValueError):
-        return VerificationResult(False, "malformed: signature is not base64", kid)
+        return VerificationResult(False, "malformed: signature is not base64", kid), ()
     if len(sig) != 64:
-        return VerificationResult(
-            False, f"malformed: Ed25519 signature must be 64 bytes, got {len(sig)}", kid
-        )
+        return VerificationResult(False, f"malformed: Ed25519 signature must be 64 bytes, got {len(sig)}", kid), ()
+    return None, (payload, sig, kid)
+
+
+def verify_certificate(
+    certificate: dict | str | bytes,
+    public_keys: Mapping[str, PublishedKey | Ed25519PublicKey | str | bytes],
+) -> VerificationResult:
+    """Check a signed document against published public keys (RFC 8032 §5.1.7).
+
+    Args:
+        certificate: JSON bytes/text (parsed strictly: duplicate keys, NaN/Infinity and
+            non-canonical numbers are INVALID), or an already parsed dict.
+        public_keys: ``{key_id: PublishedKey | Ed25519PublicKey | PEM}`` — e.g.
+            :func:`evaluation.certificate_keys.keyset_load_file`. A key id is trusted only if the
+            key hashes to it; a :class:`PublishedKey` also bounds the certificate's
+            ``issued_at`` to its validity window. Never a private key is created or read.
+
+    Returns a :class:`VerificationResult`; never raises for bad input. Order of checks:
+    strict JSON, structure, algorithm, signature encoding, key known, canonical payload,
+    signature, key validity at ``payload["issued_at"]``.
+    """
+    if isinstance(certificate, (bytes, bytearray, str)):
+        try:
+            certificate = parse_document(certificate)
+        except StrictJSONError as exc:
+            return VerificationResult(False, f"malformed JSON: {exc.reason}")
+    if not isinstance(certificate, dict):
+        return VerificationResult(False, "malformed: certificate is not a JSON object")
+    problem, parts = _structure(certificate)
+    if problem is not None:
+        return problem
+    payload, sig, kid = parts
     if kid not in public_keys:
-        return VerificationResult(False, f"unknown key id: {kid}", kid)
+        return VerificationResult(False, f"signed by an unknown key: key id {kid} is not published", kid)
     try:
-        pub = _as_public(public_keys[kid])
+        published = _as_published(kid, public_keys[kid])
     except (ValueError, TypeError):
-        return VerificationResult(False, f"unknown key id: {kid} (published key unreadable)", kid)
-    if key_id(pub) != kid:
+        return VerificationResult(False, f"signed by an unknown key: key id {kid} (published key unreadable)", kid)
+    if published.key_id != kid:
         return VerificationResult(
-            False, f"unknown key id: {kid} (published key does not match the id)", kid
-        )
+            False, f"signed by an unknown key: key id {kid} (published key does not match the id)", kid)
     try:
         message = canonical_json(payload)
-    except (TypeError, ValueError) as e:
-        return VerificationResult(
-            False, f"malformed: payload not canonical-JSON serialisable ({e})", kid
-        )
+        if canonical_json(strict_loads(message)) != message:
+            raise ValueError("does not survive a strict round trip")
+    except (TypeError, ValueError) as e:  # UnicodeEncodeError (lone surrogate) is a ValueError
+        return VerificationResult(False, f"malformed: payload is not canonical JSON ({e})", kid)
     try:
-        pub.verify(sig, message)
+        published.public_key.verify(sig, message)
     except InvalidSignature:
-        return VerificationResult(False, "bad signature", kid)
-    return VerificationResult(True, "ok", kid)
+        return VerificationResult(False, "bad signature", kid, published.status)
+    try:
+        issued_at = parse_timestamp(payload.get("issued_at"), "issued_at")
+    except ValueError:
+        issued_at = None
+    problem = published.validity_problem(issued_at)
+    if problem is not None:
+        return VerificationResult(False, f"key used outside its validity: {problem}", kid, published.status)
+    return VerificationResult(True, "ok", kid, published.status)
 
 
-def _render_value(v: Any) -> str:
-    if isinstance(v, dict):
-        if not v:
-            return "<em>{}</em>"
-        rows = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{_render_value(v[k])}</td></tr>"
-            for k in sorted(v, key=str)
-        )
-        return f"<table>{rows}</table>"
-    if isinstance(v, (list, tuple)):
-        if not v:
-            return "<em>[]</em>"
-        return "<ol>" + "".join(f"<li>{_render_value(x)}</li>" for x in v) + "</ol>"
-    if v is None:
-        return "<em>null</em>"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    return html.escape(str(v))
+def _describe(document: dict, result: VerificationResult) -> str:
+    payload = document.get("payload", {})
+    kind = ("suppression notice (NOT an erasure certificate)"
+            if payload.get("schema") == "suppression-notice/1" else "erasure certificate")
+    return (f"VALID: {kind} {payload.get('certificate_id')} issued {payload.get('issued_at')} "
+            f"by {payload.get('issuer')} (key {result.key_id}, {result.key_status or 'no status'})")
 
 
-def render_certificate_html(
-    certificate: dict, verification: VerificationResult | None = None
-) -> str:
-    """A self-contained HTML page showing a signed certificate for humans (DESIGN §8).
+def verify_file(certificate_path: str, keys: Mapping) -> tuple[int, str]:
+    """(exit status, line) for the certificate file at ``certificate_path`` ('-' = stdin):
+    0 and ``"VALID: ..."``, or 1 and ``"INVALID: <reason>"``. Used by the CLI below and by
+    ``manage.py verify_certificate``."""
+    try:
+        raw = sys.stdin.buffer.read() if certificate_path == "-" else Path(certificate_path).read_bytes()
+    except OSError as exc:
+        return 1, f"INVALID: cannot read certificate: {exc.strerror or exc}"
+    try:
+        document = parse_document(raw)
+    except StrictJSONError as exc:
+        return 1, f"INVALID: cannot read certificate: malformed JSON: {exc.reason}"
+    result = verify_certificate(document, keys)
+    if not result.valid:
+        return 1, f"INVALID: {result.reason}"
+    return 0, _describe(document, result)
 
-    Every key and value is HTML-escaped (``html.escape``), so payload text cannot inject
-    markup. The checks table (``payload["verdicts"]["checks"]`` if present) and the
-    ``not_verified`` / ``limitations`` statements are shown first, then the full payload.
-    ``verification`` (optional) adds a banner with the verification outcome.
-    """
-    e = html.escape
-    payload = certificate.get("payload", {}) if isinstance(certificate, dict) else {}
-    if not isinstance(payload, dict):
-        payload = {"payload": payload}
-    parts = [
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Unlearning certificate '
-        f"{e(str(payload.get('certificate_id', '')))}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-        "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
-        ".pass{color:#060}.fail{color:#a00}</style></head><body>",
-        f"<h1>Unlearning certificate {e(str(payload.get('certificate_id', '')))}</h1>",
-    ]
-    if verification is not None:
-        cls = "pass" if verification.valid else "fail"
-        parts.append(
-            f'<p class="{cls}"><strong>Signature: {e("valid" if verification.valid else "INVALID")}'
-            f"</strong> ({e(verification.reason)})</p>"
-        )
-    parts.append(
-        "<p>Algorithm: "
-        + e(str(certificate.get("algorithm", "")))
-        + "; key id: "
-        + e(str(certificate.get("key_id", "")))
-        + "</p>"
-    )
-    verdicts = payload.get("verdicts") if isinstance(payload.get("verdicts"), dict) else None
-    if verdicts and isinstance(verdicts.get("checks"), list):
-        parts.append(
-            "<h2>Checks</h2><table><tr><th>check</th><th>value</th><th>95% CI</th>"
-            "<th>threshold</th><th>result</th><th>detail</th></tr>"
-        )
-        for c in verdicts["checks"]:
-            if not isinstance(c, dict):
-                continue
-            res = (
-                "pass"
-                if c.get("passed")
-                else ("undefined" if c.get("status") == "undefined" else "fail")
-            )
-            parts.append(
-                "<tr>"
-                + "".join(
-                    f"<td>{_render_value(c.get(k))}</td>"
-                    for k in ("name", "value", "ci95", "threshold")
-                )
-                + f'<td class="{"pass" if res == "pass" else "fail"}">{e(res)}</td>'
-                + f"<td>{_render_value(c.get('detail'))}</td></tr>"
-            )
-        parts.append("</table>")
-    for key in ("not_verified", "limitations"):
-        items = payload.get(key) or (verdicts or {}).get(key)
-        if isinstance(items, list) and items:
-            parts.append(
-                f"<h2>{e('What was not verified' if key == 'not_verified' else 'Limitations')}</h2>"
-            )
-            parts.append("<ul>" + "".join(f"<li>{e(str(x))}</li>" for x in items) + "</ul>")
-    parts.append("<h2>Signed payload</h2>" + _render_value(payload))
-    parts.append(
-        "<h2>Signature</h2><p><code>" + e(str(certificate.get("signature", ""))) + "</code></p>"
-    )
-    parts.append("</body></html>")
-    return "".join(parts)
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.certificate verify FILE --keys KEYS.json`` (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m evaluation.certificate",
+                                     description="Verify a signed erasure certificate with published keys only.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="verify a certificate (exit 0 VALID, 1 INVALID, 2 unusable keys)")
+    v.add_argument("file", help="certificate JSON file ('-' for standard input)")
+    v.add_argument("--keys", required=True,
+                   help="published key set (GET /api/v1/certificates/keys/ or "
+                        "/.well-known/erasure-certificate-keys.json)")
+    args = parser.parse_args(argv)
+    try:
+        keys = keyset_load_file(args.keys)
+    except KeySetError as exc:
+        print(f"ERROR: unusable key set: {exc}", file=sys.stderr)
+        return 2
+    status, line = verify_file(args.file, keys)
+    print(line, file=sys.stdout if status == 0 else sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

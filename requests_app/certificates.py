@@ -5,17 +5,13 @@ import functools
 import subprocess
 import uuid
 from importlib import metadata
-from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
-from evaluation.certificate import (
-    key_id,
-    load_or_create_signing_key,
-    sign_certificate,
-    verify_certificate,
-)
+from evaluation.certificate import VerificationResult, verify_certificate
+from evaluation.certificate_keys import KeySetError
+
+from . import certificate_keys
 
 LIMITATIONS = [
     "Unlearning is verified empirically on the forget set named by its digest; records of the data subject "
@@ -31,27 +27,25 @@ DP_LIMITATION = (
 
 
 def signing_key():
-    """The service's Ed25519 private key (created under ``var/keys`` on first use in dev)."""
-    return load_or_create_signing_key(settings.CERTIFICATE_SIGNING_KEY_PATH)
+    """The service's current Ed25519 private key (issuer side; created under ``var/keys`` on first
+    use in dev). See :mod:`requests_app.certificate_keys`."""
+    return certificate_keys.signing_key()
 
 
 def published_public_keys() -> dict:
-    """key id → public key: the current signing key plus any retired keys in ``keys/public/*.pem``."""
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    current = signing_key().public_key()
-    keys = {key_id(current): current}
-    public_dir = Path(settings.CERTIFICATE_SIGNING_KEY_PATH).parent / "public"
-    if public_dir.is_dir():
-        for pem in sorted(public_dir.glob("*.pem")):
-            pub = load_pem_public_key(pem.read_bytes())
-            keys[key_id(pub)] = pub
-    return keys
+    """key id → :class:`evaluation.certificate_keys.PublishedKey` (current and retired keys with
+    their validity); reads the published key set only, never creates a key."""
+    return certificate_keys.published_keys()
 
 
-def certificate_verify_document(document: dict):
-    """Verify a certificate document against the published keys (returns ``VerificationResult``)."""
-    return verify_certificate(document, published_public_keys())
+def certificate_verify_document(document):
+    """Verify a certificate document (JSON bytes/text, parsed strictly, or a dict) against the
+    published keys; returns ``evaluation.certificate.VerificationResult``. Never creates a key."""
+    try:
+        keys = published_public_keys()
+    except KeySetError as exc:
+        return VerificationResult(False, f"the published key set is unusable: {exc}")
+    return verify_certificate(document, keys)
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,30 +96,34 @@ def dp_guarantee(model, k_records: int) -> dict | None:
     }
 
 
-def certificate_build(*, job, version, verdicts: dict, reports: dict) -> dict:
-    """Canonical payload of DESIGN §8, signed with the service key. Never holds names or record text."""
+def _tickets_and_subjects(job, now) -> tuple[list, list, dict]:
     tickets = list(job.tickets.select_related("subject").order_by("id"))
-    now = timezone.now()
-    subjects = sorted({str(t.subject.public_id) for t in tickets})
-    per_subject_k = {}
+    per_subject_k: dict[str, int] = {}
     for t in tickets:
-        per_subject_k[str(t.subject.public_id)] = per_subject_k.get(str(t.subject.public_id), 0) + len(t.resolved_record_ids)
-    payload = {
+        sid = str(t.subject.public_id)
+        per_subject_k[sid] = per_subject_k.get(sid, 0) + len(t.resolved_record_ids)
+    rows = [
+        {
+            "id": str(t.public_id),
+            "jurisdiction": t.jurisdiction,
+            "legal_ground": t.legal_ground,
+            "received_at": t.received_at.isoformat(),
+            "due_at": t.due_at.isoformat(),
+            "deadline_met": now <= t.due_at,
+        }
+        for t in tickets
+    ]
+    return rows, sorted(per_subject_k), per_subject_k
+
+
+def _common_payload(*, job, version, verdicts, reports, now, schema) -> dict:
+    tickets, subjects, _ = _tickets_and_subjects(job, now)
+    return {
         "certificate_id": str(uuid.uuid4()),
-        "schema": "erasure-certificate/1",
+        "schema": schema,
         "issued_at": now.isoformat(),
         "issuer": settings.CERTIFICATE_ISSUER,
-        "tickets": [
-            {
-                "id": str(t.public_id),
-                "jurisdiction": t.jurisdiction,
-                "legal_ground": t.legal_ground,
-                "received_at": t.received_at.isoformat(),
-                "due_at": t.due_at.isoformat(),
-                "deadline_met": now <= t.due_at,
-            }
-            for t in tickets
-        ],
+        "tickets": tickets,
         "subjects": subjects,
         "model": {"id": job.model.pk, "name": job.model.name, "architecture": job.model.architecture},
         "version_before": _version_summary(job.source_version),
@@ -134,10 +132,58 @@ def certificate_build(*, job, version, verdicts: dict, reports: dict) -> dict:
                 "device_seconds": job.device_seconds, "code_version": code_version()},
         "forget_set": {"sha256": job.forget_set_sha256, "count": job.forget_count,
                        "digest_rule": "sha256 of the newline-joined sorted per-record sha256 digests"},
-        "dp_guarantee": dp_guarantee(job.model, max(per_subject_k.values(), default=1)) if job.method == "dp2" else None,
         "evaluation_profile": reports.get("unlearned", (None, {}))[1].get("profile", {}),
         "metrics": {role: report.get("metrics", {}) for role, (_, report) in reports.items()},
         "verdicts": verdicts,
-        "limitations": LIMITATIONS + ([DP_LIMITATION] if job.method == "dp2" else []) + list(verdicts.get("not_verified", [])),
     }
-    return sign_certificate(payload, signing_key())
+
+
+def certificate_build(*, job, version, verdicts: dict, reports: dict) -> dict:
+    """Signed erasure certificate (schema ``erasure-certificate/1``, DESIGN §8) for a job whose
+    weights changed (the caller, ``services.job_finish``, checks it; the database refuses an
+    erasure certificate with equal weights sha256 before and after). Never holds names or
+    record text. Returns ``{payload, signature, key_id, algorithm}``."""
+    def make(now):
+        payload = _common_payload(job=job, version=version, verdicts=verdicts, reports=reports, now=now,
+                                  schema="erasure-certificate/1")
+        _, _, per_subject_k = _tickets_and_subjects(job, now)
+        payload["weights_changed"] = True
+        payload["dp_guarantee"] = (dp_guarantee(job.model, max(per_subject_k.values(), default=1))
+                                   if job.method == "dp2" else None)
+        payload["limitations"] = (LIMITATIONS + ([DP_LIMITATION] if job.method == "dp2" else [])
+                                  + list(verdicts.get("not_verified", [])))
+        return payload
+
+    return certificate_keys.certificate_sign(make)
+
+
+SUPPRESSION_STATEMENT = (
+    "This is not an erasure certificate. The model's weights did not change (weights sha256 before "
+    "= after): they still hold the data of the forget set. The method only suppresses outputs at "
+    "inference time; the data can be recovered from the weights, by a prompt the suppression does not "
+    "flag, or by anyone who runs the weights without the suppression. The erasure request remains open."
+)
+
+
+def suppression_notice_build(*, job, version, verdicts: dict, reports: dict, reason: str) -> dict:
+    """Signed suppression notice (schema ``suppression-notice/1``) for a job whose weights did
+    not change (e.g. ``eco``, DESIGN §5: inference-time suppression). States that the weights
+    still hold the data, never claims erasure, never carries a DP guarantee. ``reason`` says why
+    the weights count as unchanged. Returns ``{payload, signature, key_id, algorithm}``."""
+    def make(now):
+        payload = _common_payload(job=job, version=version, verdicts=verdicts, reports=reports, now=now,
+                                  schema="suppression-notice/1")
+        payload.update({
+            "weights_changed": False,
+            "erasure_certified": False,
+            "statement": SUPPRESSION_STATEMENT,
+            "reason": reason,
+            "suppression": {"method": job.method, "details": (job.result or {}).get("details", {})},
+            "limitations": [
+                SUPPRESSION_STATEMENT,
+                "The checks below measure the suppressed model's outputs on the evaluated prompts only.",
+            ] + list(verdicts.get("not_verified", [])),
+        })
+        return payload
+
+    return certificate_keys.certificate_sign(make)

@@ -294,20 +294,57 @@ class EvaluationReport(models.Model):
 
 
 class Certificate(models.Model):
-    """Ed25519-signed canonical JSON statement of an erasure (DESIGN §8). One per job."""
+    """Ed25519-signed canonical JSON document about a job (DESIGN §8). One per job.
+
+    ``document_type``: ``erasure_certificate`` (schema ``erasure-certificate/1``; only for a job
+    whose weights changed) or ``suppression_notice`` (schema ``suppression-notice/1``: the
+    weights still hold the data; never an erasure claim). The database checks that the type and
+    the payload's schema agree, and that an erasure certificate's weights sha256 before and after
+    differ. ``signed_payload`` keeps the exact canonical bytes that were signed (PostgreSQL
+    ``jsonb`` rewrites numbers such as 3e+63, which would break the signature).
+    """
+
+    ERASURE = "erasure_certificate"
+    SUPPRESSION = "suppression_notice"
+    DOCUMENT_TYPES = [(ERASURE, "erasure certificate"), (SUPPRESSION, "suppression notice")]
+    SCHEMAS = {ERASURE: "erasure-certificate/1", SUPPRESSION: "suppression-notice/1"}
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     job = models.OneToOneField(UnlearningJob, on_delete=models.PROTECT, related_name="certificate")
+    document_type = models.CharField(max_length=32, choices=DOCUMENT_TYPES, default=ERASURE)
     payload = models.JSONField()
+    signed_payload = models.TextField(blank=True, default="")
     signature = models.TextField()
     key_id = models.CharField(max_length=64)
     algorithm = models.CharField(max_length=16, default="Ed25519")
     issued_at = models.DateTimeField()
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="certificate_document_type_matches_schema",
+                condition=(
+                    models.Q(document_type="erasure_certificate", payload__schema="erasure-certificate/1")
+                    | models.Q(document_type="suppression_notice", payload__schema="suppression-notice/1")
+                ),
+            ),
+            models.CheckConstraint(
+                name="erasure_certificate_weights_changed",
+                condition=(
+                    ~models.Q(document_type="erasure_certificate")
+                    | ~models.Q(payload__version_before__weights_sha256=models.F(
+                        "payload__version_after__weights_sha256"))
+                ),
+            ),
+        ]
+
     def as_document(self) -> dict:
-        """The signed document as published: ``{payload, signature, key_id, algorithm}``."""
+        """The signed document as published: ``{payload, signature, key_id, algorithm}``
+        (the payload from ``signed_payload`` when present: exactly what was signed)."""
+        import json
+
         return {
-            "payload": self.payload,
+            "payload": json.loads(self.signed_payload) if self.signed_payload else self.payload,
             "signature": self.signature,
             "key_id": self.key_id,
             "algorithm": self.algorithm,

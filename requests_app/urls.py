@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from .api.certificates import well_known_keys
 from .health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path(".well-known/erasure-certificate-keys.json", well_known_keys, name="well-known-certificate-keys"),
     path("api/v1/", include("requests_app.api.urls")),
     path("", include("requests_app.portal.urls")),
 ]

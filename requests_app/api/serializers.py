@@ -130,13 +130,14 @@ class JobSerializer(serializers.ModelSerializer):
     produced_version = serializers.SerializerMethodField()
     reports = EvaluationReportSerializer(many=True, read_only=True)
     certificate = serializers.SerializerMethodField()
+    suppression_notice = serializers.SerializerMethodField()
 
     class Meta:
         model = UnlearningJob
         fields = ["id", "method", "hyperparameters", "publish", "status", "progress", "attempts", "worker",
                   "queued_at", "started_at", "heartbeat_at", "finished_at", "device_seconds",
                   "forget_set_sha256", "forget_count", "result", "error", "tickets", "produced_version",
-                  "reports", "certificate"]
+                  "reports", "certificate", "suppression_notice"]
 
     def get_tickets(self, obj) -> list[str]:
         return [str(t.public_id) for t in obj.tickets.all()]
@@ -149,8 +150,13 @@ class JobSerializer(serializers.ModelSerializer):
                 "is_serving": v.is_serving}
 
     def get_certificate(self, obj) -> str | None:
+        """The erasure certificate's id (a suppression notice is listed apart)."""
         cert = getattr(obj, "certificate", None)
-        return str(cert.public_id) if cert else None
+        return str(cert.public_id) if cert and cert.document_type == Certificate.ERASURE else None
+
+    def get_suppression_notice(self, obj) -> str | None:
+        cert = getattr(obj, "certificate", None)
+        return str(cert.public_id) if cert and cert.document_type == Certificate.SUPPRESSION else None
 
 
 class CertificateSerializer(serializers.ModelSerializer):
@@ -158,7 +164,12 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "payload", "signature", "key_id", "algorithm", "issued_at"]
+        fields = ["id", "document_type", "payload", "signature", "key_id", "algorithm", "issued_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["payload"] = instance.as_document()["payload"]  # exactly the signed payload
+        return data
 
 
 class CertificateVerifySerializer(serializers.Serializer):

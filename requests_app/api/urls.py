@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import certificates, views
 
 router = DefaultRouter()
 router.register("tickets", views.TicketViewSet, basename="ticket")
@@ -11,7 +11,8 @@ router.register("certificates", views.CertificateViewSet, basename="certificate"
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
-    path("certificates/verify/", views.CertificateVerifyView.as_view(), name="certificate-verify"),
+    path("certificates/verify/", certificates.CertificateVerifyView.as_view(), name="certificate-verify"),
+    path("certificates/keys/", certificates.CertificateKeysView.as_view(), name="certificate-keys"),
     path("me/", views.MeView.as_view(), name="me"),
     path("reports/ccpa/", views.CcpaReportView.as_view(), name="report-ccpa"),
     path("deadlines/", views.DeadlinesView.as_view(), name="deadlines"),

@@ -5,12 +5,11 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
-from ..certificates import certificate_verify_document
 from ..logging import log_context_set, log_scope
 from ..models import Certificate, RemovalTicket, TargetModel, UnlearningJob
 from . import serializers as s
@@ -205,9 +204,13 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["get"])
     def certificate(self, request, public_id=None):
         ticket = self.get_object()
-        cert = Certificate.objects.filter(job__tickets=ticket).order_by("-id").first()
+        certs = Certificate.objects.filter(job__tickets=ticket).order_by("-id")
+        cert = certs.filter(document_type=Certificate.ERASURE).first()
         if cert is None:
-            return Response({"detail": f"no certificate yet (ticket is '{ticket.status}')"}, status=404)
+            notice = certs.filter(document_type=Certificate.SUPPRESSION).first()
+            extra = (f"; suppression notice {notice.public_id} (not an erasure certificate: the weights still "
+                     "hold the data)" if notice else "")
+            return Response({"detail": f"no erasure certificate (ticket is '{ticket.status}'){extra}"}, status=404)
         return Response(s.CertificateSerializer(cert).data)
 
 
@@ -252,21 +255,6 @@ class CertificateViewSet(viewsets.ReadOnlyModelViewSet):
         if selectors.user_is_staff_role(self.request.user):
             return qs
         return qs.filter(job__tickets__requester=self.request.user).distinct()
-
-
-class CertificateVerifyView(APIView):
-    """Anyone may check a certificate's signature and key against the published keys."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
-
-    @extend_schema(request=s.CertificateVerifySerializer, responses={200: dict})
-    def post(self, request):
-        data = s.CertificateVerifySerializer(data=request.data)
-        if not data.is_valid():
-            return Response({"valid": False, "reason": "malformed certificate", "errors": data.errors}, status=400)
-        result = certificate_verify_document(dict(request.data))
-        return Response({"valid": result.valid, "reason": result.reason})
 
 
 class MeView(APIView):

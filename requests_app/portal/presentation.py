@@ -101,8 +101,10 @@ def ticket_timeline(ticket, *, viewer, staff: bool) -> list[dict]:
 REASON_TEXT = [
     (r"^ok$", gettext_lazy("It was signed with one of our published keys, and nothing in it was changed since.")),
     (r"^bad signature", gettext_lazy("The signature does not match the content: the certificate was changed after it was signed, or it is forged.")),
-    (r"^unknown key id", gettext_lazy("It was signed with a key that we have not published.")),
+    (r"^(signed by an unknown key|unknown key id)", gettext_lazy("It was signed with a key that we have not published.")),
+    (r"^key used outside its validity", gettext_lazy("It was signed with one of our keys, but at a date when that key was not in use (before it was issued or after it was retired).")),
     (r"^unsupported algorithm", gettext_lazy("It uses a signature algorithm we do not issue.")),
+    (r"^malformed JSON", gettext_lazy("The file is not strict JSON (for example a duplicated field, NaN, or a number written in a form we never write), so it is not a document we issued unchanged.")),
     (r"^malformed", gettext_lazy("It is not a complete certificate document.")),
 ]
 
@@ -124,8 +126,18 @@ def certificate_summary(payload: dict) -> dict:
             d = d.get(p)
         return d
 
+    from evaluation.certificate_html import check_result, document_title
+
     checks = get(payload, "verdicts", "checks")
+    rows = []
+    for c in checks if isinstance(checks, list) else []:
+        if isinstance(c, dict):
+            result, note = check_result(c)
+            rows.append({**c, "result": result, "result_note": note})
     return {
+        "title": document_title(payload),
+        "is_suppression_notice": payload.get("schema") == "suppression-notice/1",
+        "statement": payload.get("statement"),
         "certificate_id": payload.get("certificate_id"),
         "issued_at": payload.get("issued_at"),
         "issuer": payload.get("issuer"),
@@ -138,7 +150,7 @@ def certificate_summary(payload: dict) -> dict:
         "forget_sha256": get(payload, "forget_set", "sha256"),
         "dp": payload.get("dp_guarantee") if isinstance(payload.get("dp_guarantee"), dict) else None,
         "passed": get(payload, "verdicts", "passed"),
-        "checks": [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else [],
+        "checks": rows,
         "limitations": [str(x) for x in (payload.get("limitations") or []) if isinstance(x, (str, int, float))],
     }
 

@@ -50,7 +50,8 @@ def _own_ticket(request, public_id):
 
 
 def _certificate_for(ticket):
-    return Certificate.objects.filter(job__tickets=ticket).order_by("-id").first()
+    """The ticket's erasure certificate (a suppression notice is never shown to the owner as one)."""
+    return Certificate.objects.filter(job__tickets=ticket, document_type=Certificate.ERASURE).order_by("-id").first()
 
 
 def home(request):
@@ -278,7 +279,7 @@ def certificate_check(request):
                 result = {"valid": False}
                 reason = _("The text is not valid JSON, so it cannot be a certificate.")
             else:
-                checked = certificate_verify_document(parsed)
+                checked = certificate_verify_document(form.cleaned_data["text"])  # strict parse of the text
                 result = {"valid": checked.valid, "key_id": checked.key_id}
                 reason = verification_reason_text(checked.reason)
                 payload = parsed.get("payload") if isinstance(parsed, dict) else None

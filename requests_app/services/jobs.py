@@ -1,7 +1,7 @@
 """Unlearning-job mutations: comparison jobs, claims, heartbeats, re-queue, cancel, fail, finish."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -198,6 +198,52 @@ def job_fail(*, job: UnlearningJob, reason: str) -> UnlearningJob:
     return job
 
 
+def method_changes_weights(method: str) -> bool:
+    """Whether the engine's method ``method`` declares that it changes the weights
+    (``Method.changes_weights``, DESIGN §5; ``eco`` does not). Unknown methods: False."""
+    from unlearning_engine.methods import _REGISTRY
+
+    cls = _REGISTRY.get(method)
+    return bool(cls is not None and cls.changes_weights)
+
+
+def erasure_method_check(method: str) -> None:
+    """Refuse a method that cannot erase for an erasure request (approval, retry).
+
+    Decision (issue 12): approving ``eco`` — or any method with ``changes_weights=False`` — for an
+    erasure ticket is a 400, because inference-time suppression leaves the data in the weights and
+    GDPR Art. 17 / CCPA §1798.105 ask for deletion; ``eco`` stays available as a comparison job
+    (``POST /tickets/{id}/compare/``), which never publishes anything.
+
+    Raises:
+        ServiceError: the method does not change weights.
+    """
+    from unlearning_engine import available_methods
+
+    if method in available_methods() and not method_changes_weights(method):
+        erasing = ", ".join(m for m in available_methods() if method_changes_weights(m))
+        raise ServiceError(
+            f"method '{method}' does not change the model's weights (inference-time suppression): it cannot "
+            f"fulfil an erasure request and never earns an erasure certificate; choose one of {erasing}, "
+            f"or run '{method}' as a comparison job")
+
+
+def job_weights_unchanged_reason(job: UnlearningJob, weights_sha256: str) -> str | None:
+    """Why the job's result does not count as a weight change, or ``None`` when it does.
+
+    All three must hold for an erasure certificate: the method declares ``changes_weights``,
+    the engine's result says ``changes_weights`` (``job.result``), and the new weights sha256
+    differs from the source version's.
+    """
+    if not method_changes_weights(job.method):
+        return f"method '{job.method}' does not change weights (inference-time suppression)"
+    if (job.result or {}).get("changes_weights") is not True:
+        return f"the engine did not report a weight change for method '{job.method}'"
+    if job.source_version is not None and weights_sha256 == job.source_version.weights_sha256:
+        return f"the weights sha256 after the job equals the source version's ({weights_sha256[:16]}...)"
+    return None
+
+
 def job_finish(
     *,
     job: UnlearningJob,
@@ -207,43 +253,34 @@ def job_finish(
     verdicts: dict,
     device_seconds: float,
     certificate_builder=None,
+    notice_builder=None,
 ):
     """Record the outcome of an evaluated job in one transaction.
 
-    Publishing job whose verdict passed: the new ModelVersion becomes serving (sequence n+1), the
-    forgotten records get their tombstone, the certificate is issued and the tickets are certified.
+    Publishing job whose verdict passed and whose weights changed
+    (:func:`job_weights_unchanged_reason` is ``None``): the new ModelVersion becomes serving
+    (sequence n+1), the forgotten records get their tombstone, the erasure certificate is issued
+    and the tickets are certified.
+    Publishing job whose weights did not change: never an erasure certificate. The version stays a
+    ``candidate``, no record is tombstoned, the job and its tickets end ``failed`` with the reason
+    (retryable with a weight-changing method: the erasure obligation is not met, so neither
+    ``certified`` nor a terminal state is true), and when the verdict passed a signed
+    *suppression notice* (``notice_builder``, default
+    :func:`requests_app.certificates.suppression_notice_build`) records what was measured.
     Comparison job: a ``candidate`` version and the reports, nothing published.
     ``reports`` maps role ("original", "retrained", "unlearned") to (ModelVersion | None, report dict).
+    Returns (version, Certificate | None).
     """
-    from ..models import Certificate, EvaluationReport
+    from ..models import EvaluationReport
 
     passed = bool(verdicts.get("passed"))
     with transaction.atomic():
         locked = UnlearningJob.objects.select_for_update().get(pk=job.pk)
         if locked.status != JobStatus.EVALUATING:
             raise TransitionError(f"job is '{locked.status}', not evaluating", locked.status)
-        publish = locked.publish and passed
-        source = locked.source_version
-        version_kwargs = dict(
-            model=locked.model, artifact_uri=artifact_uri, weights_sha256=weights_sha256, parent=source,
-            produced_by=locked,
-        )
-        if publish:
-            current = ModelVersion.objects.select_for_update().filter(model=locked.model, is_serving=True).first()
-            last_seq = max(
-                ModelVersion.objects.filter(model=locked.model, sequence__isnull=False).values_list("sequence", flat=True),
-                default=0,
-            )
-            if current:
-                ModelVersion.objects.filter(pk=current.pk).update(is_serving=False)
-            version = ModelVersion.objects.create(
-                role=ModelVersion.ROLE_PUBLISHED, sequence=last_seq + 1, is_serving=True, **version_kwargs
-            )
-            audit_event_record(actor="system", verb="model_version.published", obj=version,
-                               before={"serving": current.pk if current else None},
-                               after={"serving": version.pk, "sequence": version.sequence, "weights_sha256": weights_sha256})
-        else:
-            version = ModelVersion.objects.create(role=ModelVersion.ROLE_CANDIDATE, **version_kwargs)
+        unchanged = job_weights_unchanged_reason(locked, weights_sha256)
+        publish = locked.publish and passed and unchanged is None
+        version = _finish_version(locked, artifact_uri, weights_sha256, publish)
         for role, (mv, report) in reports.items():
             EvaluationReport.objects.create(
                 model_version=version if role == "unlearned" else mv, job=locked, role=role,
@@ -253,42 +290,101 @@ def job_finish(
                 verdicts=verdicts if role == "unlearned" else {},
                 passed=passed if role == "unlearned" else None,
             )
-        status = JobStatus.SUCCEEDED if (passed or not locked.publish) else JobStatus.FAILED
-        error = "" if status == JobStatus.SUCCEEDED else "evaluation verdict failed: " + ", ".join(
-            c["name"] for c in verdicts.get("checks", []) if not c.get("passed")
-        )
+        status, error = _finish_status(locked, passed, unchanged, verdicts)
         UnlearningJob.objects.filter(pk=locked.pk).update(
             status=status, finished_at=timezone.now(), device_seconds=device_seconds, error=error
         )
         audit_event_record(actor="system", verb="job.finished", obj=locked, before={"status": JobStatus.EVALUATING},
-                           after={"status": status, "verdict_passed": passed, "version": version.pk})
+                           after={"status": status, "verdict_passed": passed, "version": version.pk,
+                                  "weights_changed": unchanged is None})
         certificate = None
         if publish:
-            record_ids = set()
-            for ticket in locked.tickets.all():
-                record_ids.update(ticket.resolved_record_ids)
-            now = timezone.now()
-            TrainingRecord.objects.filter(pk__in=record_ids, forgotten_by__isnull=True).update(
-                forgotten_by=locked, forgotten_at=now
-            )
-            audit_event_record(actor="system", verb="records.forgotten", obj=locked,
-                               after={"count": len(record_ids), "forget_set_sha256": locked.forget_set_sha256})
-            locked.refresh_from_db()
-            document = certificate_builder(job=locked, version=version, verdicts=verdicts, reports=reports)
-            certificate = Certificate.objects.create(
-                public_id=document["payload"]["certificate_id"], job=locked, payload=document["payload"], signature=document["signature"],
-                key_id=document["key_id"], algorithm=document["algorithm"],
-                issued_at=now,
-            )
-            audit_event_record(actor="system", verb="certificate.issued", obj=certificate,
-                               after={"job": str(locked.public_id), "key_id": certificate.key_id})
-            webhook_event_emit(event="certificate.issued", payload={
-                "certificate": str(certificate.public_id), "job": str(locked.public_id),
-                "tickets": [str(t.public_id) for t in locked.tickets.all()]})
-            for ticket in locked.tickets.all():
-                _ticket_transition(ticket, TicketStatus.CERTIFIED, actor="system", verb="ticket.certified")
+            certificate = _finish_certify(locked, version, verdicts, reports, certificate_builder)
         elif locked.publish:
+            if unchanged is not None and passed:
+                locked.refresh_from_db()
+                if notice_builder is None:
+                    from ..certificates import suppression_notice_build as notice_builder
+                document = notice_builder(job=locked, version=version, verdicts=verdicts, reports=reports,
+                                          reason=unchanged)
+                certificate = _certificate_store(locked, document, "suppression_notice")
             for ticket in locked.tickets.all():
                 _ticket_transition(ticket, TicketStatus.FAILED, actor="system", verb="ticket.failed",
                                    fields={"failure_reason": error})
     return version, certificate
+
+
+def _finish_version(locked: UnlearningJob, artifact_uri: str, weights_sha256: str, publish: bool) -> ModelVersion:
+    version_kwargs = dict(model=locked.model, artifact_uri=artifact_uri, weights_sha256=weights_sha256,
+                          parent=locked.source_version, produced_by=locked)
+    if not publish:
+        return ModelVersion.objects.create(role=ModelVersion.ROLE_CANDIDATE, **version_kwargs)
+    current = ModelVersion.objects.select_for_update().filter(model=locked.model, is_serving=True).first()
+    last_seq = max(
+        ModelVersion.objects.filter(model=locked.model, sequence__isnull=False).values_list("sequence", flat=True),
+        default=0,
+    )
+    if current:
+        ModelVersion.objects.filter(pk=current.pk).update(is_serving=False)
+    version = ModelVersion.objects.create(
+        role=ModelVersion.ROLE_PUBLISHED, sequence=last_seq + 1, is_serving=True, **version_kwargs
+    )
+    audit_event_record(actor="system", verb="model_version.published", obj=version,
+                       before={"serving": current.pk if current else None},
+                       after={"serving": version.pk, "sequence": version.sequence, "weights_sha256": weights_sha256})
+    return version
+
+
+def _finish_status(locked: UnlearningJob, passed: bool, unchanged: str | None, verdicts: dict) -> tuple[str, str]:
+    if not locked.publish:
+        return JobStatus.SUCCEEDED, ""
+    if unchanged is not None:
+        notice = ("a suppression notice was issued instead" if passed
+                  else "evaluation verdict failed: " + ", ".join(
+                      c["name"] for c in verdicts.get("checks", []) if not c.get("passed")))
+        return JobStatus.FAILED, (f"suppression only, not erasure: {unchanged}; the weights still hold the data, "
+                                  f"no erasure certificate ({notice}); retry with a weight-changing method")
+    if passed:
+        return JobStatus.SUCCEEDED, ""
+    return JobStatus.FAILED, "evaluation verdict failed: " + ", ".join(
+        c["name"] for c in verdicts.get("checks", []) if not c.get("passed"))
+
+
+def _certificate_store(locked: UnlearningJob, document: dict, document_type: str):
+    from evaluation.certificate import canonical_json
+
+    from ..models import Certificate
+
+    certificate = Certificate.objects.create(
+        public_id=document["payload"]["certificate_id"], job=locked, document_type=document_type,
+        payload=document["payload"], signed_payload=canonical_json(document["payload"]).decode("utf-8"),
+        signature=document["signature"], key_id=document["key_id"], algorithm=document["algorithm"],
+        issued_at=datetime.fromisoformat(document["payload"]["issued_at"]),
+    )
+    verb = "certificate.issued" if document_type == "erasure_certificate" else "suppression_notice.issued"
+    audit_event_record(actor="system", verb=verb, obj=certificate,
+                       after={"job": str(locked.public_id), "key_id": certificate.key_id,
+                              "document_type": document_type})
+    return certificate
+
+
+def _finish_certify(locked: UnlearningJob, version, verdicts: dict, reports: dict, certificate_builder):
+    record_ids = set()
+    for ticket in locked.tickets.all():
+        record_ids.update(ticket.resolved_record_ids)
+    TrainingRecord.objects.filter(pk__in=record_ids, forgotten_by__isnull=True).update(
+        forgotten_by=locked, forgotten_at=timezone.now()
+    )
+    audit_event_record(actor="system", verb="records.forgotten", obj=locked,
+                       after={"count": len(record_ids), "forget_set_sha256": locked.forget_set_sha256})
+    locked.refresh_from_db()
+    if certificate_builder is None:
+        from ..certificates import certificate_build as certificate_builder
+    document = certificate_builder(job=locked, version=version, verdicts=verdicts, reports=reports)
+    certificate = _certificate_store(locked, document, "erasure_certificate")
+    webhook_event_emit(event="certificate.issued", payload={
+        "certificate": str(certificate.public_id), "job": str(locked.public_id),
+        "tickets": [str(t.public_id) for t in locked.tickets.all()]})
+    for ticket in locked.tickets.all():
+        _ticket_transition(ticket, TicketStatus.CERTIFIED, actor="system", verb="ticket.certified")
+    return certificate

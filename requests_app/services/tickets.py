@@ -35,6 +35,7 @@ from .common import (  # noqa: F401
     encrypt_text,
     forget_set_digest,
 )
+from .jobs import erasure_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
 
@@ -237,6 +238,7 @@ def ticket_approve(
         raise PermissionDeniedError("four-eyes policy: the reviewer of a ticket cannot also approve it")
     if method not in available_methods():
         raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
+    erasure_method_check(method)  # issue 12: suppression (eco) cannot fulfil an erasure request
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
@@ -379,6 +381,7 @@ def ticket_retry(*, ticket: RemovalTicket, actor, method: str | None = None,
     method = method or (previous.method if previous else "dp2")
     if method not in available_methods():
         raise ServiceError(f"unknown method '{method}'")
+    erasure_method_check(method)
     if ticket.target_model_id is None or not ticket.resolved_record_ids:
         raise ServiceError("the ticket has no approved forget set")
     source = selectors.model_serving_version(ticket.target_model)

@@ -102,7 +102,8 @@ def certified_lineage(corpus, forget_subject, users, settings, tmp_path):
             )
             job.tickets.add(ticket)
             payload = {
-                "certificate_id": "5b0e6f4e-7d43-4a43-9d7e-1f1f0c1f9a01", "issued_at": now.isoformat(),
+                "certificate_id": "5b0e6f4e-7d43-4a43-9d7e-1f1f0c1f9a01", "schema": "erasure-certificate/1",
+                "issued_at": now.isoformat(),
                 "issuer": "Erasure Compliance Service (test)",
                 "tickets": [{"id": str(ticket.public_id), "jurisdiction": "GDPR", "legal_ground": "art17_1_b",
                              "deadline_met": True}],
