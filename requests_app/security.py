@@ -42,7 +42,7 @@ def production_secrets_check(secret_key: str, evidence_key: str) -> None:
     from django.core.exceptions import ImproperlyConfigured  # exceptions only: no settings access
 
     problems = []
-    if secret_key in PUBLIC_SECRETS or "change-me" in secret_key.lower():
+    if secret_key in PUBLIC_SECRETS or "change-me" in secret_key.lower() or secret_key.lstrip().startswith("#"):
         problems.append("DJANGO_SECRET_KEY is unset or a public example value")
     elif (len(secret_key) < SECRET_KEY_MIN_LENGTH or len(set(secret_key)) < SECRET_KEY_MIN_UNIQUE
           or secret_key.startswith("django-insecure-")):

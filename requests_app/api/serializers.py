@@ -207,7 +207,8 @@ class JobSerializer(StaffOnlyContextMixin, serializers.ModelSerializer):
             return data
         # Data owners (and callers without a request in the context): no artifact URIs, server
         # paths or worker host names (issue 13 item 9).
-        return {k: (v if k in ("id", "tickets", "certificate") else redact_internal(v)) for k, v in data.items()}
+        keep = ("id", "tickets", "certificate")
+        return {k: v if k in keep else None if k in _OWNER_HIDDEN_KEYS else redact_internal(v) for k, v in data.items()}
 
 
 class CertificateSerializer(serializers.ModelSerializer):

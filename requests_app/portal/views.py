@@ -218,19 +218,18 @@ def request_resend_code(request, public_id):
     ticket = _own_ticket(request, public_id)
     wait = _code_rate_limited(request, ticket)
     if wait:
-        form = forms.IdentityCodeForm()
-        form.add_error(None, _too_many_message(wait))
-        return _too_many(page(request, "portal/request_verify.html", {"ticket": ticket, "form": form}, status=429),
-                         wait)
+        messages.error(request, _too_many_message(wait))
+        return _too_many(page(request, "portal/request_verify.html",
+                              {"ticket": ticket, "form": forms.IdentityCodeForm()}, status=429), wait)
     try:
         services.ticket_resend_code(ticket=ticket, actor=request.user)
     except TransitionError:
         return redirect("portal:request_detail", public_id=ticket.public_id)
     except services.ServiceError:
-        form = forms.IdentityCodeForm()
-        form.add_error(None, _("Too many wrong codes were entered. This request can no longer be confirmed by "
-                               "code; our legal team will contact you."))
-        return page(request, "portal/request_verify.html", {"ticket": ticket, "form": form}, status=400)
+        messages.error(request, _("Too many wrong codes were entered. This request can no longer be confirmed by "
+                                  "code; our legal team will contact you."))
+        return page(request, "portal/request_verify.html", {"ticket": ticket, "form": forms.IdentityCodeForm()},
+                    status=400)
     messages.success(request, _("We sent a new code to %(email)s. Earlier codes no longer work.")
                      % {"email": request.user.email})
     return redirect("portal:request_verify", public_id=ticket.public_id)
