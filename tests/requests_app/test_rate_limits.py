@@ -54,8 +54,6 @@ def test_wrong_codes_are_capped_per_ticket_and_resend_does_not_reset(api, ticket
 
 def test_api_code_actions_are_throttled_per_ticket(api, ticket, settings):
     settings.IDENTITY_CODE_MAX_ATTEMPTS = 100
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
-        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "identity_code": "4/hour"}}
     from rest_framework.throttling import SimpleRateThrottle
 
     rates = {**SimpleRateThrottle.THROTTLE_RATES, "identity_code": "4/hour"}
