@@ -224,6 +224,13 @@ def _check_qa(name: str, examples: Sequence[Example]) -> None:
             raise ValueError(f"{name}: evaluate_qa_model needs QA Examples (question/answer)")
 
 
+def split_overlap(a: Sequence[Example], b: Sequence[Example]) -> int:
+    """How many items of ``b`` are also in ``a``, by formatted text or by ``record_id``."""
+    texts = {format_example(ex) for ex in a}
+    ids = {ex.record_id for ex in a if ex.record_id}
+    return sum(1 for ex in b if format_example(ex) in texts or (ex.record_id and ex.record_id in ids))
+
+
 def membership_metrics(model, tokenizer, forget_texts: Sequence[str], holdout_texts: Sequence[str],
                        profile, *, forget_keys, holdout_keys) -> dict[str, MetricValue]:
     """Min-K% (k = ``profile.mink_k``), loss, zlib and Min-K%++ membership AUCs of forget
@@ -348,9 +355,18 @@ def evaluate_qa_model(
         metrics["verbmem_forget"] = MetricValue.undefined("forget set is empty")
 
     # KnowMem on forget and retain (zero-shot, training template)
+    shared = split_overlap(forget, retain)
     for split, exs in (("knowmem_forget", forget), ("knowmem_retain", retain_eval)):
         if not exs:
             metrics[split] = MetricValue.undefined(f"{split.split('_')[1]} set is empty")
+            continue
+        if split == "knowmem_retain" and shared:
+            # utility on records that are also being forgotten measures nothing (as forget vs holdout
+            # makes the membership AUC undefined, evaluation/mia.py)
+            metrics[split] = MetricValue.undefined(
+                f"forget and retain sets overlap ({shared} shared items); they must be disjoint",
+                n={"retain": len(retain_eval)},
+            )
             continue
         gens = greedy_generate_detailed(
             model,

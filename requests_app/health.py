@@ -1,4 +1,8 @@
-"""``GET /healthz``: database, broker and artifact store reachability (200 all ok, 503 otherwise)."""
+"""``GET /healthz``: database, broker and artifact store reachability (200 all ok, 503 otherwise).
+
+Anonymous callers (load balancers) get ``{"ok": bool}`` and the status code only; the per-check
+details (timings, backends, error text with internal host names) are for staff roles signed in by
+session or API token (issue 13 item 9)."""
 from __future__ import annotations
 
 import time
@@ -45,7 +49,23 @@ def _store():
     return "s3"
 
 
+def _viewer_is_staff(request) -> bool:
+    from .selectors import user_is_staff_role
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        try:
+            from rest_framework.authentication import TokenAuthentication
+
+            found = TokenAuthentication().authenticate(request)
+        except Exception:  # noqa: BLE001 — a bad or unknown token is simply anonymous here
+            found = None
+        user = found[0] if found else None
+    return bool(user is not None and user_is_staff_role(user))
+
+
 def healthz(request):
     checks = {"database": _check(_database), "broker": _check(_broker), "artifact_store": _check(_store)}
     ok = all(c["ok"] for c in checks.values())
-    return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
+    body = {"ok": ok, "checks": checks} if _viewer_is_staff(request) else {"ok": ok}
+    return JsonResponse(body, status=200 if ok else 503)

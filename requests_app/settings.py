@@ -10,14 +10,18 @@ from pathlib import Path
 
 import environ
 
+from .security import DEV_SECRET_KEY, dev_fernet_key, production_secrets_check, sqlite_file_private
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, database, evidence: owner only
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Production is DJANGO_DEBUG=false: it refuses to start without real secrets (production_secrets_check).
+# Left unset, DEBUG is on and the public development defaults below are used (local use only).
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if not DEBUG else DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 
 INSTALLED_APPS = [
@@ -42,7 +46,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "requests_app.middleware.DatabaseLockedMiddleware",
 ]
+# Before anything reads the body: a request above REQUEST_MAX_BYTES is 413 without being read.
+MIDDLEWARE.insert(0, "requests_app.middleware.RequestSizeLimitMiddleware")
 
 ROOT_URLCONF = "requests_app.urls"
 WSGI_APPLICATION = "requests_app.wsgi.application"
@@ -66,8 +73,17 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Long training jobs write progress while the API reads: wait instead of "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Concurrent sign-ins, code checks and job progress on the embedded database: readers never block
+    # the writer (WAL), writers take the lock at BEGIN and wait up to SQLITE_TIMEOUT seconds for it
+    # instead of failing mid-transaction; what still times out is a 503 (middleware.DatabaseLockedMiddleware).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.float("SQLITE_TIMEOUT", default=30.0),
+    })
+    sqlite_file_private(DATABASES["default"]["NAME"])
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}  # rate limits; production: redis://
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
@@ -97,7 +113,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="60/minute"),
         "user": env.str("THROTTLE_USER", default="600/minute"),
+        "identity_code": env.str("THROTTLE_IDENTITY_CODE", default="10/hour"),  # per ticket and per IP
     },
+    "DEFAULT_PARSER_CLASSES": [
+        "requests_app.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "requests_app.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -141,7 +163,7 @@ CERTIFICATE_SIGNING_KEY_PATH = Path(
 )
 CERTIFICATE_ISSUER = env.str("CERTIFICATE_ISSUER", default="Erasure Compliance Service (dev)")
 IDENTITY_CODE_TTL_SECONDS = env.int("IDENTITY_CODE_TTL_SECONDS", default=30 * 60)
-IDENTITY_CODE_MAX_ATTEMPTS = env.int("IDENTITY_CODE_MAX_ATTEMPTS", default=5)
+IDENTITY_CODE_MAX_ATTEMPTS = env.int("IDENTITY_CODE_MAX_ATTEMPTS", default=5)  # wrong codes per ticket in total
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_HEARTBEAT_INTERVAL = env.float("JOB_HEARTBEAT_INTERVAL", default=10.0)
 JOB_HEARTBEAT_TIMEOUT = env.float("JOB_HEARTBEAT_TIMEOUT", default=120.0)
@@ -156,17 +178,39 @@ DUPLICATE_WINDOW_DAYS = env.int("DUPLICATE_WINDOW_DAYS", default=30)
 DUE_SOON_DAYS = env.int("DUE_SOON_DAYS", default=7)
 EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+# Whole request bodies (files included) above this are refused from Content-Length before reading.
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=EVIDENCE_MAX_BYTES + 64 * 1024)
+FILE_UPLOAD_PERMISSIONS = 0o600
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)  # nesting of request JSON (api/parsers.py)
 
+# Brute force and flooding (requests_app/ratelimit.py; counters in CACHES["default"]).
+RATE_LIMITS = {
+    "signin_email": env.str("RATE_SIGNIN_PER_EMAIL", default="5/hour"),
+    "signin_ip": env.str("RATE_SIGNIN_PER_IP", default="30/hour"),
+    "code_ticket": env.str("RATE_CODE_PER_TICKET", default="10/hour"),
+    "code_ip": env.str("RATE_CODE_PER_IP", default="30/hour"),
+}
 
-def _dev_fernet_key(secret: str) -> str:
-    import base64
-    import hashlib
+# Fernet key for owner-supplied forget-set text at rest; production sets its own, not derived from SECRET_KEY.
+EVIDENCE_ENCRYPTION_KEY = env.str("EVIDENCE_ENCRYPTION_KEY", default=dev_fernet_key(SECRET_KEY) if DEBUG else "")
+if not DEBUG:
+    production_secrets_check(SECRET_KEY, EVIDENCE_ENCRYPTION_KEY)
 
-    return base64.urlsafe_b64encode(hashlib.sha256(("evidence:" + secret).encode()).digest()).decode()
-
-
-# Fernet key for owner-supplied forget-set text at rest; production sets its own.
-EVIDENCE_ENCRYPTION_KEY = env.str("EVIDENCE_ENCRYPTION_KEY", default=_dev_fernet_key(SECRET_KEY))
+# HTTPS (check --deploy): on by default in production, each from the environment.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load-balancer probes over plain HTTP
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: DJANGO_SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (only if the proxy
+# always sets or strips that header).
+_proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 
 CELERY_BEAT_SCHEDULE = {

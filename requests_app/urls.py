@@ -4,6 +4,8 @@ from django.urls import include, path
 from .api.certificates import well_known_keys
 from .health import healthz
 
+handler500 = "requests_app.middleware.server_error"  # "database is locked" → 503 (issue 13 item 10)
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

@@ -25,6 +25,15 @@ TEST_RECIPE = {
 TEST_AUTHORS = 4
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit and throttle counters (the in-memory cache) start empty in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def corpus(db):
     from requests_app.ingestion import corpus_ingest_tofu

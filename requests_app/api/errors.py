@@ -5,12 +5,16 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .. import services
+from ..middleware import RETRY_AFTER_SECONDS, is_database_locked
 from ..workflow import TransitionError
 
 
 def exception_handler(exc, context):  # noqa: C901
-    """DRF's handler plus: 413 body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 409 transition (with current status), 422 idempotency conflict, 413 too
+    """DRF's handler plus: 503 + Retry-After for "database is locked", 413 body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 409 transition (with current status), 422 idempotency conflict, 413 too
     large, 403 policy, 400 other service errors."""
+    if is_database_locked(exc):
+        return Response({"detail": "the service is busy (database locked); retry in a moment"}, status=503,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": f"request body above the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
                                    f"attached evidence text may be at most {settings.EVIDENCE_MAX_BYTES} bytes"},

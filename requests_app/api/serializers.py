@@ -1,6 +1,8 @@
 """API serializers: validation and representation only; mutations live in services."""
 from __future__ import annotations
 
+import re
+
 from rest_framework import serializers
 
 from ..models import (
@@ -12,20 +14,40 @@ from ..models import (
     TrainingRecord,
     UnlearningJob,
 )
+from .validation import INT64_MAX, json_value_check, parse_aware_datetime
 
 
 class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 datetime that must carry a UTC offset (naive datetimes are rejected with 400)."""
+    """ISO 8601 datetime that must carry a UTC offset, in years 1900–9000: naive, impossible
+    (2026-02-30) or out-of-range values are 400 (``validation.parse_aware_datetime``)."""
 
     def to_internal_value(self, value):
-        import datetime as dt
-
-        from django.utils.dateparse import parse_datetime
-
-        parsed = parse_datetime(value) if isinstance(value, str) else value
-        if isinstance(parsed, dt.datetime) and parsed.tzinfo is None:
-            raise serializers.ValidationError("naive datetime: give a UTC offset, e.g. 2026-01-31T09:00:00Z")
+        if isinstance(value, str):
+            try:
+                parse_aware_datetime(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
         return super().to_internal_value(value)
+
+
+def json_field_validator(value) -> None:
+    """Free-form JSON (hyper-parameters, certificate payloads): finite numbers, 64-bit integers,
+    no NUL, bounded depth (also for form-encoded bodies, which bypass the JSON parser)."""
+    try:
+        json_value_check(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+
+
+class StaffOnlyContextMixin:
+    """``self.viewer_is_staff``: the request in the serializer context is by a staff role (fails closed)."""
+
+    @property
+    def viewer_is_staff(self) -> bool:
+        from ..selectors import user_is_staff_role
+
+        request = self.context.get("request")
+        return bool(request is not None and user_is_staff_role(request.user))
 
 
 class TicketCreateSerializer(serializers.Serializer):
@@ -46,12 +68,12 @@ class TicketCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class TicketSerializer(serializers.ModelSerializer):
+class TicketSerializer(StaffOnlyContextMixin, serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     subject = serializers.SerializerMethodField()
     target_model = serializers.CharField(source="target_model.name", default=None, read_only=True)
     jobs = serializers.SerializerMethodField()
-    duplicate_of = serializers.UUIDField(source="duplicate_of.public_id", default=None, read_only=True)
+    duplicate_of = serializers.SerializerMethodField()
 
     class Meta:
         model = RemovalTicket
@@ -69,16 +91,25 @@ class TicketSerializer(serializers.ModelSerializer):
     def get_jobs(self, obj) -> list[str]:
         return [str(j.public_id) for j in obj.jobs.order_by("id")]
 
+    def get_duplicate_of(self, obj) -> str | None:
+        """The earlier open ticket for the same subject: for staff; for an owner only if it is theirs
+        (another requester's ticket id is not theirs to see)."""
+        dup = obj.duplicate_of
+        if dup is None or not (self.viewer_is_staff or dup.requester_id == obj.requester_id):
+            return None
+        return str(dup.public_id)
+
 
 class VerifyIdentitySerializer(serializers.Serializer):
     code = serializers.RegexField(r"^\s*\d{6}\s*$", help_text="the 6-digit code from the e-mail")
 
 
 class ApproveSerializer(serializers.Serializer):
-    method = serializers.CharField(default="dp2")
-    hyperparameters = serializers.DictField(required=False, default=dict)
-    record_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=True)
-    model = serializers.CharField(required=False, help_text="target model name (default: the ticket's)")
+    method = serializers.CharField(default="dp2", max_length=100)
+    hyperparameters = serializers.DictField(required=False, default=dict, validators=[json_field_validator])
+    record_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=INT64_MAX),
+                                       required=False, allow_empty=True, max_length=100_000)
+    model = serializers.CharField(required=False, max_length=200, help_text="target model name (default: the ticket's)")
 
 
 class DenySerializer(serializers.Serializer):
@@ -95,8 +126,8 @@ class DenySerializer(serializers.Serializer):
 
 
 class ComparisonSerializer(serializers.Serializer):
-    method = serializers.CharField()
-    hyperparameters = serializers.DictField(required=False, default=dict)
+    method = serializers.CharField(max_length=100)
+    hyperparameters = serializers.DictField(required=False, default=dict, validators=[json_field_validator])
 
 
 class RecordSerializer(serializers.ModelSerializer):
@@ -124,7 +155,25 @@ class EvaluationReportSerializer(serializers.ModelSerializer):
                   "verdicts", "passed", "created_at"]
 
 
-class JobSerializer(serializers.ModelSerializer):
+#: ``file://``/``s3://`` URIs and absolute server paths in job results, errors and profiles.
+_INTERNAL_LOCATION = re.compile(r"\b(?:file|s3|gs|https?)://[^\s'\"]+|(?<![\w.~-])/(?:[\w.@+-]+/)+[\w.@+-]*")
+_OWNER_HIDDEN_KEYS = frozenset({"artifact_uri", "worker", "model_dir", "output_dir", "base_dir", "dp_base_dir",
+                                "path", "tokenizer_name"})
+
+
+def redact_internal(value):
+    """A copy of ``value`` without keys naming internal locations and with URIs/paths in strings
+    replaced by ``[internal]`` (what data owners see of a job)."""
+    if isinstance(value, dict):
+        return {k: (None if k in _OWNER_HIDDEN_KEYS else redact_internal(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_internal(v) for v in value]
+    if isinstance(value, str):
+        return _INTERNAL_LOCATION.sub("[internal]", value)
+    return value
+
+
+class JobSerializer(StaffOnlyContextMixin, serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     tickets = serializers.SerializerMethodField()
     produced_version = serializers.SerializerMethodField()
@@ -158,6 +207,15 @@ class JobSerializer(serializers.ModelSerializer):
         cert = getattr(obj, "certificate", None)
         return str(cert.public_id) if cert and cert.document_type == Certificate.SUPPRESSION else None
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self.viewer_is_staff:
+            return data
+        # Data owners (and callers without a request in the context): no artifact URIs, server
+        # paths or worker host names (issue 13 item 9).
+        keep = ("id", "tickets", "certificate")
+        return {k: v if k in keep else None if k in _OWNER_HIDDEN_KEYS else redact_internal(v) for k, v in data.items()}
+
 
 class CertificateSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
@@ -173,10 +231,10 @@ class CertificateSerializer(serializers.ModelSerializer):
 
 
 class CertificateVerifySerializer(serializers.Serializer):
-    payload = serializers.DictField()
-    signature = serializers.CharField()
-    key_id = serializers.CharField()
-    algorithm = serializers.CharField()
+    payload = serializers.DictField(validators=[json_field_validator])
+    signature = serializers.CharField(max_length=200, trim_whitespace=False)
+    key_id = serializers.CharField(max_length=200, trim_whitespace=False)
+    algorithm = serializers.CharField(max_length=50, trim_whitespace=False)
 
 
 class HoldSerializer(serializers.Serializer):
@@ -190,8 +248,8 @@ class ExtendSerializer(serializers.Serializer):
 
 
 class RetrySerializer(serializers.Serializer):
-    method = serializers.CharField(required=False)
-    hyperparameters = serializers.DictField(required=False)
+    method = serializers.CharField(required=False, max_length=100)
+    hyperparameters = serializers.DictField(required=False, validators=[json_field_validator])
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

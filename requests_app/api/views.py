@@ -21,6 +21,8 @@ from .permissions import (
     IsOperatorOrLegal,
     IsReviewer,
 )
+from .throttles import IDENTITY_CODE_THROTTLES
+from .validation import idempotency_key_check, parse_aware_datetime
 
 
 class IsOperatorOrApprover(BasePermission):
@@ -66,6 +68,10 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
         data = s.TicketCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        try:
+            idempotency_key = idempotency_key_check(request.headers.get("Idempotency-Key"))
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=400)
         if v.get("received_at") and not selectors.user_is_staff_role(request.user):
             return Response({"detail": "only the legal team may back-date a request's receipt"}, status=403)
         body_sha = hashlib.sha256(json.dumps(request.data, sort_keys=True, default=str).encode()).hexdigest()
@@ -75,16 +81,16 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
         ticket, created = services.ticket_create(
             requester=request.user, subject=subject, jurisdiction=v["jurisdiction"],
             legal_ground=v.get("legal_ground", ""), description=v.get("description", ""),
-            idempotency_key=request.headers.get("Idempotency-Key") or None, request_body_sha256=body_sha,
+            idempotency_key=idempotency_key, request_body_sha256=body_sha,
             received_at=v.get("received_at"), evidence_text=v.get("evidence_text", ""),
         )
         log_context_set(ticket_id=ticket.public_id)
         return Response(s.TicketSerializer(ticket).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=s.TicketSerializer)
-    @action(detail=True, methods=["post"], url_path="resend-code")
+    @action(detail=True, methods=["post"], url_path="resend-code", throttle_classes=IDENTITY_CODE_THROTTLES)
     def resend_code(self, request, public_id=None):
-        """Send a fresh identity code (resets the attempt counter)."""
+        """Send a fresh identity code (wrong codes still count towards the ticket's total cap); throttled per ticket and IP."""
         ticket = self.get_object()
         if ticket.requester_id != request.user.pk:
             return Response({"detail": "only the requester can ask for a code"}, status=403)
@@ -92,7 +98,7 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(request=s.VerifyIdentitySerializer, responses=s.TicketSerializer)
-    @action(detail=True, methods=["post"], url_path="verify-identity")
+    @action(detail=True, methods=["post"], url_path="verify-identity", throttle_classes=IDENTITY_CODE_THROTTLES)
     def verify_identity(self, request, public_id=None):
         ticket = self.get_object()
         if ticket.requester_id != request.user.pk:
@@ -325,18 +331,16 @@ class CcpaReportView(APIView):
         import datetime as dt
 
         from django.utils import timezone
-        from django.utils.dateparse import parse_datetime
 
         end = timezone.now()
         start = end - dt.timedelta(days=365)
         for name in ("start", "end"):
             raw = request.query_params.get(name)
             if raw:
-                value = parse_datetime(raw)
-                if value is None:
-                    return Response({"detail": f"{name}: not an ISO 8601 datetime"}, status=400)
-                if value.tzinfo is None:
-                    return Response({"detail": f"{name}: naive datetime, give a UTC offset"}, status=400)
+                try:
+                    value = parse_aware_datetime(raw)
+                except ValueError as exc:
+                    return Response({"detail": f"{name}: {exc}"}, status=400)
                 if name == "start":
                     start = value
                 else:

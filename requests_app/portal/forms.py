@@ -1,7 +1,6 @@
 """Portal forms: validation and user-facing messages only (mutations live in services)."""
 from __future__ import annotations
 
-import json
 import uuid
 
 from django import forms
@@ -9,6 +8,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
+from ..api.validation import json_loads_strict
 from ..models import Jurisdiction, LegalGround, TargetModel
 
 UPLOAD_EXTENSIONS = (".txt", ".md", ".csv", ".json", ".jsonl")
@@ -204,11 +204,31 @@ class CertificateCheckForm(SummaryMixin, forms.Form):
         if not text.strip() and not self.errors:
             raise forms.ValidationError(_("Paste the certificate or choose a file."), code="empty")
         data["text"] = text
-        try:
-            data["parsed"] = json.loads(text) if text.strip() else None
-        except ValueError:
-            data["parsed"] = None
+        data["parsed"], data["parse_error"] = None, ""
+        if text.strip():
+            try:
+                data["parsed"] = json_loads_strict(text)
+            except ValueError as exc:  # also too deep, NaN/Infinity, NUL, out-of-range numbers
+                data["parse_error"] = _("The text is not valid JSON, so it cannot be a certificate (%(why)s).") % {
+                    "why": exc}
+        problem = certificate_shape_problem(data["parsed"])
+        if problem:
+            raise forms.ValidationError(problem, code="certificate_shape")
         return data
+
+
+def certificate_shape_problem(document) -> str:
+    """A message when a parsed certificate has fields of the wrong type, else ``""``."""
+    if document is None:
+        return ""
+    if not isinstance(document, dict):
+        return str(_("A certificate is a JSON object with payload, signature, key_id and algorithm."))
+    if "payload" in document and not isinstance(document["payload"], dict):
+        return str(_("The certificate's payload must be a JSON object."))
+    wrong = [k for k in ("signature", "key_id", "algorithm") if k in document and not isinstance(document[k], str)]
+    if wrong:
+        return str(_("These certificate fields must be text: %(fields)s.") % {"fields": ", ".join(wrong)})
+    return ""
 
 
 DENY_CHOICES = [
@@ -247,9 +267,9 @@ class ApproveForm(SummaryMixin, forms.Form):
         if not text:
             return {}
         try:
-            value = json.loads(text)
+            value = json_loads_strict(text)
         except ValueError as exc:
-            raise forms.ValidationError(_("Not valid JSON."), code="json") from exc
+            raise forms.ValidationError(_("Not valid JSON (%(why)s).") % {"why": exc}, code="json") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError(_("Give a JSON object, e.g. {\"epochs\": 2}."), code="json_object")
         return value

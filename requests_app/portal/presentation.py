@@ -117,41 +117,57 @@ def verification_reason_text(reason: str) -> str:
     return reason
 
 
+def _scalar(v):
+    """``v`` if it is a displayable scalar, else None (a pasted certificate may hold anything)."""
+    return v if v is None or isinstance(v, (str, int, float, bool)) else None
+
+
+def _scalar_dict(d) -> dict:
+    return {str(k): _scalar(v) for k, v in d.items()} if isinstance(d, dict) else {}
+
+
 def certificate_summary(payload: dict) -> dict:
-    """The main statements of a certificate payload, for people (values as given, not trusted)."""
+    """The main statements of a certificate payload, for people (values as given, not trusted).
+
+    Robust to any JSON: a field of the wrong type is shown as missing (issue 13 item 5)."""
     def get(d, *path):
         for p in path:
             if not isinstance(d, dict):
                 return None
             d = d.get(p)
-        return d
+        return _scalar(d)
 
     from evaluation.certificate_html import check_result, document_title
 
-    checks = get(payload, "verdicts", "checks")
+    def items(v) -> list:
+        return v if isinstance(v, list) else []
+
+    payload = payload if isinstance(payload, dict) else {}
+    checks = (payload.get("verdicts") or {}).get("checks") if isinstance(payload.get("verdicts"), dict) else None
+    dp = payload.get("dp_guarantee")
     rows = []
-    for c in checks if isinstance(checks, list) else []:
+    for c in items(checks):
         if isinstance(c, dict):
             result, note = check_result(c)
-            rows.append({**c, "result": result, "result_note": note})
+            rows.append({**_scalar_dict(c), "result": result, "result_note": note})
     return {
         "title": document_title(payload),
         "is_suppression_notice": payload.get("schema") == "suppression-notice/1",
-        "statement": payload.get("statement"),
-        "certificate_id": payload.get("certificate_id"),
-        "issued_at": payload.get("issued_at"),
-        "issuer": payload.get("issuer"),
-        "tickets": [t for t in (payload.get("tickets") or []) if isinstance(t, dict)],
+        "statement": get(payload, "statement"),
+        "certificate_id": get(payload, "certificate_id"),
+        "issued_at": get(payload, "issued_at"),
+        "issuer": get(payload, "issuer"),
+        "tickets": [_scalar_dict(t) for t in items(payload.get("tickets")) if isinstance(t, dict)],
         "model": get(payload, "model", "name"),
         "version_before": get(payload, "version_before", "weights_sha256"),
         "version_after": get(payload, "version_after", "weights_sha256"),
         "method": get(payload, "job", "method"),
         "forget_count": get(payload, "forget_set", "count"),
         "forget_sha256": get(payload, "forget_set", "sha256"),
-        "dp": payload.get("dp_guarantee") if isinstance(payload.get("dp_guarantee"), dict) else None,
+        "dp": _scalar_dict(dp) if isinstance(dp, dict) else None,
         "passed": get(payload, "verdicts", "passed"),
         "checks": rows,
-        "limitations": [str(x) for x in (payload.get("limitations") or []) if isinstance(x, (str, int, float))],
+        "limitations": [str(x) for x in items(payload.get("limitations")) if isinstance(x, (str, int, float))],
     }
 
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .. import selectors, services
 from ..certificates import certificate_verify_document
 from ..models import Certificate, TicketStatus
+from ..ratelimit import client_ip, rate_limits_hit
 from ..workflow import TransitionError, sources_for
 from . import forms
 from . import services as portal_services
@@ -54,6 +55,20 @@ def _certificate_for(ticket):
     return Certificate.objects.filter(job__tickets=ticket, document_type=Certificate.ERASURE).order_by("-id").first()
 
 
+def _too_many(response, wait: int):
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _too_many_message(wait: int) -> str:
+    return _("Too many attempts. Try again in %(minutes)s minutes.") % {"minutes": max(1, (wait + 59) // 60)}
+
+
+def _code_rate_limited(request, ticket) -> int | None:
+    """Resend and verify share the per-ticket and per-IP limits (``RATE_LIMITS`` code_ticket, code_ip)."""
+    return rate_limits_hit([("code_ticket", str(ticket.public_id)), ("code_ip", client_ip(request))])
+
+
 def home(request):
     return page(request, "portal/home.html")
 
@@ -64,6 +79,13 @@ def home(request):
 def signin(request):
     if request.method == "POST":
         form = forms.SignInForm(request.POST)
+        wait = None
+        if form.is_valid():
+            email = form.cleaned_data["email"].strip().lower()
+            wait = rate_limits_hit([("signin_email", email), ("signin_ip", client_ip(request))])
+        if wait:
+            form.add_error(None, _too_many_message(wait))
+            return _too_many(page(request, "portal/signin.html", {"form": form}, status=429), wait)
         if form.is_valid():
             next_url = _safe_next(request, form.cleaned_data.get("next", ""))
             portal_services.signin_link_send(
@@ -122,6 +144,10 @@ def my_requests(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def request_new(request):
+    if selectors.user_roles(request.user) & {"auditor"} and not request.user.is_superuser:
+        # auditors read everything and change nothing, also through the portal (issue 13 item 9)
+        return page(request, "portal/signin_invalid.html",
+                    {"reason": _("Auditors have read-only access and cannot file requests.")}, status=403)
     if request.method == "POST":
         form = forms.RemovalRequestForm(request.POST, request.FILES)
         if form.is_valid():
@@ -162,6 +188,10 @@ def request_verify(request, public_id):
     if ticket.status != TicketStatus.SUBMITTED:
         return redirect("portal:request_detail", public_id=ticket.public_id)
     form = forms.IdentityCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and (wait := _code_rate_limited(request, ticket)):
+        form.add_error("code", _too_many_message(wait))
+        return _too_many(page(request, "portal/request_verify.html", {"ticket": ticket, "form": form}, status=429),
+                         wait)
     if request.method == "POST" and form.is_valid():
         try:
             services.ticket_verify_identity(ticket=ticket, code=form.cleaned_data["code"], actor=request.user)
@@ -172,7 +202,8 @@ def request_verify(request, public_id):
             if "expired" in text:
                 msg = _("The code has expired.")
             elif "too many" in text:
-                msg = _("Too many wrong codes were entered.")
+                msg = _("Too many wrong codes were entered. This request can no longer be confirmed by code; "
+                        "our legal team will contact you.")
             else:
                 msg = _("This code is not right. Check the e-mail and try again.")
             form.add_error("code", msg)
@@ -186,10 +217,20 @@ def request_verify(request, public_id):
 @require_POST
 def request_resend_code(request, public_id):
     ticket = _own_ticket(request, public_id)
+    wait = _code_rate_limited(request, ticket)
+    if wait:
+        messages.error(request, _too_many_message(wait))
+        return _too_many(page(request, "portal/request_verify.html",
+                              {"ticket": ticket, "form": forms.IdentityCodeForm()}, status=429), wait)
     try:
         services.ticket_resend_code(ticket=ticket, actor=request.user)
     except TransitionError:
         return redirect("portal:request_detail", public_id=ticket.public_id)
+    except services.ServiceError:
+        messages.error(request, _("Too many wrong codes were entered. This request can no longer be confirmed by "
+                                  "code; our legal team will contact you."))
+        return page(request, "portal/request_verify.html", {"ticket": ticket, "form": forms.IdentityCodeForm()},
+                    status=400)
     messages.success(request, _("We sent a new code to %(email)s. Earlier codes no longer work.")
                      % {"email": request.user.email})
     return redirect("portal:request_verify", public_id=ticket.public_id)
@@ -277,7 +318,8 @@ def certificate_check(request):
             parsed = form.cleaned_data["parsed"]
             if parsed is None:
                 result = {"valid": False}
-                reason = _("The text is not valid JSON, so it cannot be a certificate.")
+                reason = form.cleaned_data.get("parse_error") or _(
+                    "The text is not valid JSON, so it cannot be a certificate.")
             else:
                 checked = certificate_verify_document(form.cleaned_data["text"])  # strict parse of the text
                 result = {"valid": checked.valid, "key_id": checked.key_id}
@@ -286,8 +328,11 @@ def certificate_check(request):
                 summary = certificate_summary(payload) if isinstance(payload, dict) else None
     else:
         form = forms.CertificateCheckForm()
+    # malformed input (not JSON, wrong field types, empty) is 400; a well-formed certificate is 200 either way
+    malformed = request.method == "POST" and (not form.is_valid() or form.cleaned_data.get("parsed") is None)
     return page(request, "portal/certificate_check.html",
-                  {"form": form, "result": result, "reason": reason, "summary": summary})
+                {"form": form, "result": result, "reason": reason, "summary": summary},
+                status=400 if malformed else 200)
 
 
 def job_status_json(job) -> JsonResponse:

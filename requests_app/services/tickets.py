@@ -60,13 +60,16 @@ def subject_lookup(*, public_id: str | None = None, name: str | None = None) -> 
     raise ServiceError("give the data subject's id or name")
 
 
+CODE_ATTEMPTS_EXHAUSTED = ("too many wrong codes for this request; it can no longer be verified by code "
+                           "(the legal team verifies the identity another way or denies the request)")
+
+
 def _identity_code_issue(ticket: RemovalTicket) -> str:
     code = f"{secrets.randbelow(10**6):06d}"
     RemovalTicket.objects.filter(pk=ticket.pk).update(
         identity_code_sha256=_sha256_text(f"{ticket.public_id}:{code}"),
         identity_code_expires_at=timezone.now() + timedelta(seconds=settings.IDENTITY_CODE_TTL_SECONDS),
-        identity_attempts=0,
-    )
+    )  # identity_attempts is not reset: wrong codes count per ticket in total (issue 13 item 4)
     email = ticket.requester.email
     if email:
         transaction.on_commit(
@@ -161,11 +164,19 @@ def ticket_create(
 
 
 def ticket_resend_code(*, ticket: RemovalTicket, actor) -> None:
-    """Issue a fresh identity code (resets the attempt counter); only while awaiting verification."""
+    """Issue a fresh identity code; only while awaiting verification. Wrong codes entered before
+    still count towards the ticket's total of ``IDENTITY_CODE_MAX_ATTEMPTS``.
+
+    Raises:
+        ServiceError: the ticket's wrong-code total is exhausted (a new code would not be accepted).
+        TransitionError: the ticket is not awaiting verification.
+    """
     with transaction.atomic():
         locked = RemovalTicket.objects.select_for_update().get(pk=ticket.pk)
         if locked.status != TicketStatus.SUBMITTED:
             raise TransitionError(f"ticket is '{locked.status}', not awaiting identity verification", locked.status)
+        if locked.identity_attempts >= settings.IDENTITY_CODE_MAX_ATTEMPTS:
+            raise ServiceError(CODE_ATTEMPTS_EXHAUSTED)
         _identity_code_issue(locked)
         audit_event_record(actor=actor, verb="ticket.code_resent", obj=locked)
 
@@ -182,7 +193,7 @@ def ticket_verify_identity(*, ticket: RemovalTicket, code: str, actor) -> Remova
         if locked.status != TicketStatus.SUBMITTED:
             raise TransitionError(f"ticket is '{locked.status}', not awaiting identity verification", locked.status)
         if locked.identity_attempts >= settings.IDENTITY_CODE_MAX_ATTEMPTS:
-            raise ServiceError("too many wrong codes; ask for a new code")
+            raise ServiceError(CODE_ATTEMPTS_EXHAUSTED)
         if not locked.identity_code_expires_at or locked.identity_code_expires_at < timezone.now():
             raise ServiceError("the code has expired; ask for a new code")
         expected = locked.identity_code_sha256

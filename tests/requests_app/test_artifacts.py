@@ -96,7 +96,8 @@ def test_s3_unreachable_is_a_clear_error(tmp_path, monkeypatch):
         store.put_dir(_artifact(tmp_path), "k")
 
 
-def test_health_endpoint_reports_each_component(client, db, tmp_path, settings):
+def test_health_endpoint_reports_each_component(client, users, tmp_path, settings):
+    client.force_login(users["operator"])  # details are for staff; anonymous callers get {"ok"} only
     settings.ARTIFACT_STORE_URL = f"file://{tmp_path}"
     body = client.get("/healthz").json()
     assert body["ok"] is True
