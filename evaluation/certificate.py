@@ -181,10 +181,11 @@ class VerificationResult:
                 "key_status": self.key_status}
 
 
-def parse_document(data: bytes | str) -> dict:
+def parse_document(data: bytes | str, *, max_depth: int = 64) -> dict:
     """Strictly parse a certificate document (``evaluation.strict_json``) and check it is an
-    object. Raises :class:`evaluation.strict_json.StrictJSONError` with the reason."""
-    document = strict_loads(data)
+    object; nesting beyond ``max_depth`` levels is refused. Raises
+    :class:`evaluation.strict_json.StrictJSONError` with the reason."""
+    document = strict_loads(data, max_depth=max_depth)
     if not isinstance(document, dict):
         raise StrictJSONError("a certificate is a JSON object")
     return document

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
@@ -73,7 +74,7 @@ class CertificateVerifyView(APIView):
                               400: OpenApiResponse(OpenApiTypes.OBJECT, description="not strict JSON")})
     def post(self, request):
         try:
-            document = parse_document(request.body)
+            document = parse_document(request.body, max_depth=settings.JSON_MAX_DEPTH)
         except StrictJSONError as exc:
             return Response({"valid": False, "reason": f"malformed JSON: {exc.reason}"}, status=400)
         result = certificate_verify_document(document)

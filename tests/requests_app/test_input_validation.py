@@ -86,11 +86,11 @@ def test_overlong_or_malformed_idempotency_key_is_400(api, forget_subject):
 def test_deeply_nested_json_is_400_also_anonymously(api, forget_subject, db):
     assert _raw(api("owner"), "/api/v1/tickets/", DEEP).status_code == 400
     r = _raw(api(None), "/api/v1/certificates/verify/", DEEP)
-    assert r.status_code == 400 and "JSON parse error" in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["valid"] is False and "malformed JSON" in r.json()["reason"]
     deep_payload = '{"payload": %s, "signature": "x", "key_id": "k", "algorithm": "Ed25519"}' % (
         '{"a":' * 40 + "1" + "}" * 40)
     r = _raw(api(None), "/api/v1/certificates/verify/", deep_payload)
-    assert r.status_code == 400 and "deeper than" in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["valid"] is False and "deep" in r.json()["reason"]
     r = Client().post("/certificates/check/", {"document": DEEP})
     assert r.status_code == 400 and "nested deeper than" in r.content.decode()
 
