@@ -192,6 +192,15 @@ def job_cancel(*, job: UnlearningJob, actor, reason: str = "cancelled by an oper
     return locked
 
 
+_LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.EVALUATING)
+
+
+def jobs_lock_live_of_ticket(*, ticket: RemovalTicket) -> list[int]:
+    """``SELECT ... FOR UPDATE`` the ticket's unfinished jobs (only the job rows); returns their ids."""
+    return list(UnlearningJob.objects.select_for_update(of=("self",))
+                .filter(tickets=ticket, status__in=_LIVE_JOB_STATUSES).values_list("pk", flat=True))
+
+
 def jobs_detach_withdrawn_ticket(*, ticket: RemovalTicket, actor) -> list[UnlearningJob]:
     """Let the not-yet-finished jobs of a just-withdrawn ticket go of it (issue 13 item 6).
 
@@ -204,8 +213,7 @@ def jobs_detach_withdrawn_ticket(*, ticket: RemovalTicket, actor) -> list[Unlear
     from .common import forget_set_digest
 
     touched = []
-    live = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.EVALUATING]
-    for job in UnlearningJob.objects.select_for_update().filter(tickets=ticket, status__in=live):
+    for job in UnlearningJob.objects.filter(pk__in=jobs_lock_live_of_ticket(ticket=ticket)):
         others = job.tickets.exclude(pk=ticket.pk).exclude(
             status__in=[TicketStatus.WITHDRAWN, TicketStatus.DENIED])
         if not job.publish or not others.exists():

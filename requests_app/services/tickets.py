@@ -335,9 +335,11 @@ def ticket_withdraw(*, ticket: RemovalTicket, actor) -> RemovalTicket:
     (:func:`jobs.jobs_detach_withdrawn_ticket`): a job left with no live ticket ends ``cancelled``,
     a batch job keeps running for its other tickets with a recomputed forget set.
     """
-    from .jobs import jobs_detach_withdrawn_ticket
+    from .jobs import jobs_detach_withdrawn_ticket, jobs_lock_live_of_ticket
 
     with transaction.atomic():
+        # lock the jobs before the ticket, in the same order as job_claim (job, then its tickets): no deadlock
+        jobs_lock_live_of_ticket(ticket=ticket)
         ticket = _ticket_transition(ticket, TicketStatus.WITHDRAWN, actor=actor, verb="ticket.withdrawn")
         jobs_detach_withdrawn_ticket(ticket=ticket, actor=actor)
         return ticket
