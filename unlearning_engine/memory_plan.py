@@ -21,10 +21,15 @@ Estimate (bytes, all tensors fp32 = 4 bytes; the DP path rejects mixed precision
 - LM head: logits, log-softmax and their gradient: ``ACT_LOGITS · B·s·V`` elements
 - a fixed runtime overhead :data:`RUNTIME_OVERHEAD_BYTES` (measured, see below)
 
-The constants are stated below; :func:`dp_memory_breakdown` returns every term. Measured against
-the process's peak RSS on CPU (see ``tests/unlearning_engine/test_memory_plan.py`` and the
-report in the commit), the estimate is an upper-bound-leaning planning figure, not an exact count:
-allocator caching, the autograd graph's small tensors and opacus' transient buffers are not modelled.
+The constants are stated below; :func:`dp_memory_breakdown` returns every term. Measured with
+``bench/memory_plan_measure.py`` (peak RSS of ``train_dp_base`` over the post-import baseline, CPU,
+physical batch 8, 62-token sequences; ``bench/results/memory_plan_cpu.json``), estimate / measured:
+test model (40k parameters) 1.10, demo model (0.93M) 1.04, demo model with LoRA r=8 (82k trainable)
+0.80 — the LoRA run is under-estimated by ~25 MiB (peft's wrapper and merge copies, not modelled).
+These models are tiny, so the fixed overhead dominates; for SmolLM2-size models the per-sample
+gradients dominate and were not measured here (no GPU in this session). The estimate is a planning
+figure, not an exact count: allocator caching, the autograd graph's small tensors and opacus'
+transient buffers are not modelled.
 """
 from __future__ import annotations
 
