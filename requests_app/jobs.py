@@ -129,8 +129,11 @@ def _job_execute(*, job_id: int, worker: str | None) -> str:
         logger.warning("job %s failed: %s", job.public_id, exc)
         services.job_fail(job=job, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 — any crash ends as a FAILED job with its reason
+        from .memory import is_out_of_memory, oom_reason
+
         logger.exception("job %s crashed", job.public_id)
-        services.job_fail(job=job, reason=f"{type(exc).__name__}: {exc}")
+        reason = oom_reason(exc, job=job) if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}"
+        services.job_fail(job=job, reason=reason)
     finally:
         heartbeat.stop.set()
         if heartbeat.is_alive():

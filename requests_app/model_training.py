@@ -22,6 +22,7 @@ from unlearning_engine.training import train_causal_lm
 from . import selectors, services
 from .artifacts import artifact_fetch_verified, artifact_store
 from .jobs import record_to_example
+from .memory import dp_physical_batch_plan
 from .models import TrainingRecord
 
 
@@ -77,10 +78,12 @@ def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda
         target_sha = save_artifact(target, tokenizer, tmp / "target")
         log(f"target model trained: {stats.steps} steps, final loss {stats.final_loss:.3f}, {timings['target']:.0f} s")
         d = recipe["dp_base"]
+        physical = dp_physical_batch_plan(model=base, tokenizer=tokenizer, examples=examples,
+                                          expected_batch=d["batch_size"], log=log)  # or ServiceError
         ledger, timings["dp_base"] = _timed(
             train_dp_base, tmp / "base", examples, tmp / "dp_base", target_epsilon=d["target_epsilon"],
             max_grad_norm=d["max_grad_norm"], epochs=d["epochs"], lr=d["lr"], batch_size=d["batch_size"],
-            seed=recipe["seed"],
+            seed=recipe["seed"], max_physical_batch_size=physical,
         )
         log(f"DP base trained: ε={ledger.epsilon:.3f} (target {d['target_epsilon']}), δ={ledger.delta:.2e}, "
             f"σ={ledger.noise_multiplier:.3f}, {timings['dp_base']:.0f} s")

@@ -191,6 +191,11 @@ class RemovalTicket(models.Model):
     identity_verified_at = models.DateTimeField(null=True, blank=True)
     verification_level = models.CharField(max_length=20, blank=True)
     resolved_record_ids = models.JSONField(default=list, blank=True, help_text="frozen at approval")
+    confirmed_record_ids = models.JSONField(
+        default=list, blank=True, help_text="reviewer-confirmed resolution (provenance links + content matches)")
+    resolution_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    resolution_confirmed_at = models.DateTimeField(null=True, blank=True)
     forget_set_sha256 = models.CharField(max_length=64, blank=True)
     decision = models.CharField(max_length=10, blank=True)
     decision_reason = models.TextField(blank=True)

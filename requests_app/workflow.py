@@ -17,11 +17,16 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.RUNNING: {S.EVALUATING, S.FAILED},
     S.EVALUATING: {S.CERTIFIED, S.FAILED, S.RUNNING},  # running again: a re-claimed job
     S.FAILED: {S.QUEUED},
-    S.ON_HOLD: {S.IN_REVIEW},
+    # release returns to the step before the hold (services.tickets.ticket_release_hold)
+    S.ON_HOLD: {S.SUBMITTED, S.IDENTITY_VERIFIED, S.IN_REVIEW},
     S.CERTIFIED: set(),
     S.DENIED: set(),
     S.WITHDRAWN: set(),
 }
+
+
+#: States a legal hold may return to (the ticket's ``status_before_hold``).
+HOLD_RETURN_STATES = (S.SUBMITTED, S.IDENTITY_VERIFIED, S.IN_REVIEW)
 
 
 def sources_for(target: str) -> list[str]:

@@ -2,7 +2,8 @@
 
 Every method declares ``defaults`` (name -> default value). A value is validated by the method's
 ``validators`` entry for that name when there is one, else as a number (``int_params`` positive
-integers, ``nonneg_params`` ≥ 0, everything else > 0). All problems raise
+integers, ``nonneg_params`` ≥ 0, everything else > 0), and every known name within its range in
+:data:`BOUNDS`. All problems raise
 :class:`~unlearning_engine.errors.UnlearningInputError`.
 """
 from __future__ import annotations
@@ -14,6 +15,38 @@ from .errors import UnlearningInputError
 #: Default LoRA target modules (Llama attention and MLP projections).
 LLAMA_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 LORA_KEYS = {"r", "alpha", "dropout", "target_modules"}
+
+
+#: Sane ranges per hyper-parameter name (inclusive; ``lr`` and ``beta`` must also be > 0 by their
+#: default validation), applied on top of each method's own checks so that an approval with
+#: ``epochs: 1e9`` or ``lr: 1e300`` is refused before any job exists (issue 13 item 7). The ranges are
+#: operational limits of this service (a 1000-epoch job already runs for days), not paper values;
+#: NPO's β and the task-vector / WHP α stay within two orders of magnitude of the papers' defaults
+#: (β = 0.1: Zhang et al. 2024, arXiv 2404.05868 §3; α = 1: Ilharco et al. 2023, arXiv 2212.04089;
+#: Eldan & Russinovich 2023, arXiv 2310.02238).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1000), "reinforce_epochs": (1, 1000), "zero_tail_epochs": (0, 1000),
+    "batch_size": (1, 4096), "lr": (0.0, 1.0), "reinforce_lr": (0.0, 1.0),
+    "steps": (1, 1_000_000), "max_steps": (1, 1_000_000),
+    "beta": (0.0, 100.0), "alpha": (0.0, 100.0), "retain_weight": (0.0, 1000.0),
+    "kl_weight": (0.0, 1000.0), "gamma": (0.0, 1000.0), "collapse_nll_factor": (0.0, 1000.0),
+    "stop_forget_nll": (0.0, 1000.0), "top_k": (1, 65_536), "C": (0.0, 1e6),
+}
+
+
+def check_bounds(name: str, value: Any) -> Any:
+    """Refuse a numeric ``value`` outside :data:`BOUNDS` for ``name`` (other values pass unchanged).
+
+    Raises:
+        UnlearningInputError: out of range, with the allowed range in the message.
+    """
+    if name not in BOUNDS or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    low, high = BOUNDS[name]
+    if not low <= value <= high:
+        raise UnlearningInputError(
+            f"hyper-parameter {name!r} = {value!r} is outside the allowed range [{low:g}, {high:g}]")
+    return value
 
 
 def check_number(name: str, value: Any, kind: type = float, minimum: float | None = 0.0,
@@ -116,6 +149,7 @@ def resolve(method_name: str, defaults: dict, overrides: dict, validators: dict,
             f"allowed: {sorted(defaults)}")
     hp = {**defaults, **overrides}
     for k, v in hp.items():
+        check_bounds(k, v)
         if k in validators:
             hp[k] = validators[k](k, v)
         elif k in int_params:

@@ -10,7 +10,7 @@ from ..workflow import TransitionError
 
 
 def exception_handler(exc, context):  # noqa: C901
-    """DRF's handler plus: 503 + Retry-After for "database is locked", 413 body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 409 transition (with current status), 422 idempotency conflict, 413 too
+    """DRF's handler plus: 503 + Retry-After for "database is locked", 413 body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 409 transition (with current status) or idempotency key in flight, 422 idempotency conflict, 413 too
     large, 403 policy, 400 other service errors."""
     if is_database_locked(exc):
         return Response({"detail": "the service is busy (database locked); retry in a moment"}, status=503,
@@ -21,6 +21,8 @@ def exception_handler(exc, context):  # noqa: C901
                         status=413)
     if isinstance(exc, TransitionError):
         return Response({"detail": str(exc), "current_status": exc.current_status}, status=409)
+    if isinstance(exc, services.IdempotencyInFlight):
+        return Response({"detail": str(exc)}, status=409, headers={"Retry-After": "1"})
     if isinstance(exc, services.IdempotencyConflict):
         return Response({"detail": str(exc)}, status=422)
     if isinstance(exc, services.PayloadTooLarge):

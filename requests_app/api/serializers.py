@@ -112,6 +112,11 @@ class ApproveSerializer(serializers.Serializer):
     model = serializers.CharField(required=False, max_length=200, help_text="target model name (default: the ticket's)")
 
 
+class ResolutionConfirmSerializer(serializers.Serializer):
+    record_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+                                       allow_empty=False, max_length=100_000)
+
+
 class DenySerializer(serializers.Serializer):
     exception_code = serializers.ChoiceField(choices=[
         ("art17_3_a", "Art. 17(3)(a) freedom of expression and information"),
@@ -133,10 +138,16 @@ class ComparisonSerializer(serializers.Serializer):
 class RecordSerializer(serializers.ModelSerializer):
     subject = serializers.SerializerMethodField()
     provenance = serializers.SerializerMethodField()
+    confirmed = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRecord
-        fields = ["id", "index", "question", "answer", "text", "sha256", "subject", "provenance"]
+        fields = ["id", "index", "question", "answer", "text", "sha256", "subject", "provenance", "confirmed"]
+
+    def get_confirmed(self, obj) -> bool:
+        """Confirmed by a reviewer (``POST .../resolution/``) for this ticket."""
+        ticket = self.context.get("ticket")
+        return ticket is not None and obj.pk in (ticket.confirmed_record_ids or [])
 
     def get_subject(self, obj) -> str | None:
         return str(obj.subject.public_id) if obj.subject_id else None

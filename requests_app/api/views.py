@@ -115,11 +115,18 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
         ticket = services.ticket_start_review(ticket=ticket, reviewer=request.user)
         return Response(s.TicketSerializer(ticket).data)
 
-    @extend_schema(responses=s.RecordSerializer(many=True))
-    @action(detail=True, methods=["get"], permission_classes=[IsReviewer])
+    @extend_schema(request=s.ResolutionConfirmSerializer, responses=s.RecordSerializer(many=True))
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsReviewer])
     def resolution(self, request, public_id=None):
-        """Training records the request covers: provenance links plus content matches."""
+        """GET: training records the request covers (provenance links plus content matches).
+        POST ``{"record_ids": [...]}``: the reviewer confirms the set (audited); approval then takes
+        only provenance links and confirmed content matches."""
         ticket = self.get_object()
+        if request.method == "POST":
+            data = s.ResolutionConfirmSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            ticket = services.ticket_confirm_resolution(ticket=ticket, reviewer=request.user,
+                                                        record_ids=data.validated_data["record_ids"])
         records = selectors.ticket_resolution(ticket=ticket)
         return Response(s.RecordSerializer(records, many=True, context={"ticket": ticket}).data)
 

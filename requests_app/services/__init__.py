@@ -4,6 +4,7 @@ Every state change is one call that (a) compare-and-sets the row's status, (b) w
 in the same transaction and (c) enqueues side effects with ``transaction.on_commit`` (DESIGN §2).
 This package re-exports every service so that callers use ``services.<entity>_<verb>``.
 """
+from .approval import *  # noqa: F403
 from .common import *  # noqa: F403
 from .common import _job_enqueue_on_commit, _sha256_text, _ticket_transition, _tickets_advance  # noqa: F401
 from .evidence import *  # noqa: F403

@@ -33,6 +33,10 @@ class PayloadTooLarge(ServiceError):
     """Uploaded or pasted evidence above the limit (the API answers 413 with the limit)."""
 
 
+class IdempotencyInFlight(ServiceError):
+    """The same idempotency key is being processed by another request right now (the API answers 409)."""
+
+
 class PermissionDeniedError(ServiceError):
     """A policy forbids this actor (e.g. four-eyes: the reviewer may not approve; API 403)."""
 
@@ -67,9 +71,13 @@ def forget_set_digest(record_digests: list[str]) -> str:
 
 
 def _ticket_transition(
-    ticket: RemovalTicket, to: str, *, actor, verb: str, fields: dict | None = None, sources: list[str] | None = None
+    ticket: RemovalTicket, to: str, *, actor, verb: str, fields: dict | None = None, sources: list[str] | None = None,
+    audit_extra: dict | None = None,
 ) -> RemovalTicket:
     """Compare-and-set ``ticket.status`` from one of ``sources`` to ``to`` and audit it.
+
+    ``audit_extra`` is added to the audit event's ``after`` (e.g. the frozen forget set's record ids
+    and digests at approval).
 
     Must run inside ``transaction.atomic``. Raises :class:`TransitionError` (with the current status)
     when the ticket is no longer in an allowed source status, e.g. a second concurrent approval.
@@ -88,6 +96,7 @@ def _ticket_transition(
     ticket.refresh_from_db()
     after = {"status": to}
     after.update({k: v for k, v in fields.items() if isinstance(v, (str, int, float, bool, list)) and k != "identity_code_sha256"})
+    after.update(audit_extra or {})
     audit_event_record(actor=actor, verb=verb, obj=ticket, before=before, after=after)
     webhook_event_emit(event=verb, payload={"ticket": str(ticket.public_id), "status": to, "previous": before["status"]})
     return ticket

@@ -35,6 +35,11 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
         raise ServiceError(f"unknown method '{method}'")
     if not ticket.resolved_record_ids or ticket.target_model_id is None:
         raise ServiceError("the ticket has no approved forget set")
+    if ticket.status in (TicketStatus.WITHDRAWN, TicketStatus.DENIED):
+        raise ServiceError(f"the ticket is '{ticket.status}'; its forget set may not be processed")
+    from .approval import hyperparameters_check
+
+    hyperparameters_check(model=ticket.target_model, method=method, hyperparameters=hyperparameters)
     first_job = ticket.jobs.order_by("id").first()
     source = first_job.source_version if first_job else selectors.model_serving_version(ticket.target_model)
     with transaction.atomic():
@@ -57,8 +62,33 @@ def job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
     ``queued`` → ``running``; also reclaims a ``running``/``evaluating`` job whose heartbeat is older
     than ``JOB_HEARTBEAT_TIMEOUT`` (its worker died; the task was redelivered or re-queued). A live
     duplicate delivery, or a job already finished, is a no-op. After ``JOB_MAX_ATTEMPTS`` claims the
-    job is failed instead of run again.
+    job is failed instead of run again. A job that can never run (a publishing job none of whose
+    tickets may move to ``running``, e.g. all withdrawn; a comparison job of a withdrawn or denied
+    ticket) ends ``failed`` with the reason instead of staying ``queued`` and being re-sent forever.
     """
+    try:
+        return _job_claim(job_id=job_id, worker=worker)
+    except TransitionError as exc:  # the claim's transaction was rolled back: nothing half-done
+        job = UnlearningJob.objects.filter(pk=job_id).first()
+        if job is not None:
+            job_fail(job=job, reason=f"the job cannot run: {exc}")
+        return None
+
+
+def _job_unrunnable_reason(job: UnlearningJob) -> str | None:
+    """Why ``job`` can never run (``None`` when it can)."""
+    statuses = list(job.tickets.values_list("public_id", "status"))
+    if not statuses:
+        return "it has no ticket"
+    dead = [(str(pid), st) for pid, st in statuses if st in (TicketStatus.WITHDRAWN, TicketStatus.DENIED)]
+    if not job.publish and dead:
+        return f"ticket {dead[0][0]} is '{dead[0][1]}'"
+    if job.publish and len(dead) == len(statuses):
+        return "every ticket of the job is withdrawn or denied"
+    return None
+
+
+def _job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     with transaction.atomic():
@@ -70,7 +100,11 @@ def job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
         )
         if job.status != JobStatus.QUEUED and not reclaim:
             return None
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        unrunnable = _job_unrunnable_reason(job)
+        if unrunnable:
+            reason = f"the job cannot run: {unrunnable}"
+            fail = True
+        elif job.attempts >= settings.JOB_MAX_ATTEMPTS:
             reason = f"gave up after {job.attempts} attempts (the worker was lost each time)"
             fail = True
         else:
@@ -156,6 +190,49 @@ def job_cancel(*, job: UnlearningJob, actor, reason: str = "cancelled by an oper
                                        fields={"failure_reason": reason})
     locked.refresh_from_db()
     return locked
+
+
+_LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.EVALUATING)
+
+
+def jobs_lock_live_of_ticket(*, ticket: RemovalTicket) -> list[int]:
+    """``SELECT ... FOR UPDATE`` the ticket's unfinished jobs (only the job rows); returns their ids."""
+    return list(UnlearningJob.objects.select_for_update(of=("self",))
+                .filter(tickets=ticket, status__in=_LIVE_JOB_STATUSES).values_list("pk", flat=True))
+
+
+def jobs_detach_withdrawn_ticket(*, ticket: RemovalTicket, actor) -> list[UnlearningJob]:
+    """Let the not-yet-finished jobs of a just-withdrawn ticket go of it (issue 13 item 6).
+
+    Must run inside the withdrawal's transaction. A job with no other live ticket (or a comparison
+    job) ends ``cancelled`` and keeps the ticket for the record; a batch job with other live tickets
+    drops it and gets its forget-set digest and count recomputed from the remaining tickets. Each
+    change is audited. Returns the jobs touched.
+    """
+    from ..models import TrainingRecord
+    from .common import forget_set_digest
+
+    touched = []
+    for job in UnlearningJob.objects.filter(pk__in=jobs_lock_live_of_ticket(ticket=ticket)):
+        others = job.tickets.exclude(pk=ticket.pk).exclude(
+            status__in=[TicketStatus.WITHDRAWN, TicketStatus.DENIED])
+        if not job.publish or not others.exists():
+            reason = f"ticket {ticket.public_id} was withdrawn"
+            UnlearningJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, error=reason,
+                                                           finished_at=timezone.now())
+            audit_event_record(actor=actor, verb="job.cancelled", obj=job, before={"status": job.status},
+                               after={"status": JobStatus.CANCELLED, "reason": reason})
+        else:
+            job.tickets.remove(ticket)
+            ids = sorted({i for t in others for i in t.resolved_record_ids})
+            digest = forget_set_digest(list(TrainingRecord.objects.filter(pk__in=ids).values_list("sha256", flat=True)))
+            UnlearningJob.objects.filter(pk=job.pk).update(forget_set_sha256=digest, forget_count=len(ids))
+            audit_event_record(actor=actor, verb="job.ticket_detached", obj=job,
+                               before={"forget_set_sha256": job.forget_set_sha256, "forget_count": job.forget_count},
+                               after={"ticket": str(ticket.public_id), "forget_set_sha256": digest,
+                                      "forget_count": len(ids)})
+        touched.append(job)
+    return touched
 
 
 def job_progress_update(*, job_id: int, progress: dict) -> None:

@@ -18,13 +18,19 @@ from ..models import (
     RemovalTicket,
     TargetModel,
     TicketStatus,
-    TrainingRecord,
     UnlearningJob,
 )
-from ..workflow import TransitionError, deadlines_for, sources_for
+from ..workflow import HOLD_RETURN_STATES, TransitionError, deadlines_for, sources_for
+from .approval import (
+    approval_check_people,
+    approval_forget_records,
+    forget_set_audit_entries,
+    hyperparameters_check,
+)
 from .common import (  # noqa: F401
     TERMINAL_STATUSES,
     IdempotencyConflict,
+    IdempotencyInFlight,
     NotFound,
     PayloadTooLarge,
     PermissionDeniedError,
@@ -35,6 +41,7 @@ from .common import (  # noqa: F401
     encrypt_text,
     forget_set_digest,
 )
+from .idempotency import IN_FLIGHT_MESSAGE, idempotency_db_lock, idempotency_slot, idempotent_replay
 from .jobs import erasure_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
@@ -99,22 +106,65 @@ def ticket_create(
 ) -> tuple[RemovalTicket, bool]:
     """File an erasure request; e-mails a one-time identity code to the requester.
 
-    Returns ``(ticket, created)``; a replay with the same idempotency key returns the original
-    ticket with ``created=False``. Deadlines per :func:`workflow.deadlines_for`. An open ticket for
-    the same subject filed within ``DUPLICATE_WINDOW_DAYS`` is linked as ``duplicate_of`` (evidence
-    for GDPR Art. 12(5)); the new ticket is still filed. ``evidence_text`` (pasted or uploaded by the
-    owner) is stored encrypted with Fernet and only its digest survives the purge.
+    Returns ``(ticket, created)``; a replay with the same idempotency key and body returns the
+    original ticket with ``created=False`` (also when the two requests race, see
+    :mod:`.idempotency`). Deadlines per :func:`workflow.deadlines_for`. An open ticket for the same
+    subject filed within ``DUPLICATE_WINDOW_DAYS`` is linked as ``duplicate_of`` (evidence for GDPR
+    Art. 12(5)); the new ticket is still filed. ``evidence_text`` (pasted or uploaded by the owner)
+    is stored encrypted with Fernet and only its digest survives the purge. ``received_at`` (staff
+    back-dating a request that arrived by mail) must be within :func:`received_at_check`'s window;
+    the audit event records it and whether it was given.
 
     Raises:
-        IdempotencyConflict: the key was used before with another request body.
-        ServiceError: evidence text above ``EVIDENCE_MAX_BYTES``.
+        IdempotencyConflict: the key was used before with another request body (API 422).
+        IdempotencyInFlight: a request with the same key is still being processed (API 409).
+        ServiceError: evidence text above ``EVIDENCE_MAX_BYTES``; ``received_at`` naive or outside
+            the window.
     """
-    if idempotency_key:
-        existing = RemovalTicket.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
+    kwargs = dict(requester=requester, subject=subject, jurisdiction=jurisdiction, legal_ground=legal_ground,
+                  description=description, target_model=target_model, idempotency_key=idempotency_key,
+                  request_body_sha256=request_body_sha256, received_at=received_at, evidence_text=evidence_text)
+    if not idempotency_key:
+        return _ticket_create(**kwargs)
+    with idempotency_slot(requester.pk, idempotency_key):
+        existing = idempotent_replay(requester=requester, key=idempotency_key, body_sha256=request_body_sha256)
         if existing:
-            if request_body_sha256 and existing.idempotency_body_sha256 not in ("", request_body_sha256):
-                raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
             return existing, False
+        try:
+            return _ticket_create(**kwargs)
+        except IntegrityError:
+            # lost the insert race to another process: the winner has committed by now
+            existing = idempotent_replay(requester=requester, key=idempotency_key, body_sha256=request_body_sha256)
+            if existing:
+                return existing, False
+            raise IdempotencyInFlight(IN_FLIGHT_MESSAGE) from None
+
+
+def received_at_check(received_at, *, now=None):
+    """``received_at`` as given by staff, checked: aware and within the sane window of ``now``
+    ([now − ``RECEIVED_AT_MAX_AGE_DAYS`` (365), now + ``RECEIVED_AT_MAX_FUTURE_SECONDS`` (300)]).
+
+    Raises:
+        ServiceError: naive, too far in the future or too old.
+    """
+    now = now or timezone.now()
+    if received_at.tzinfo is None or received_at.utcoffset() is None:
+        raise ServiceError("received_at must be timezone-aware (give a UTC offset)")
+    max_future = timedelta(seconds=getattr(settings, "RECEIVED_AT_MAX_FUTURE_SECONDS", 300))
+    max_age = timedelta(days=getattr(settings, "RECEIVED_AT_MAX_AGE_DAYS", 365))
+    if received_at > now + max_future:
+        raise ServiceError(f"received_at {received_at.isoformat()} is in the future (at most "
+                           f"{int(max_future.total_seconds())} s ahead of the server clock)")
+    if received_at < now - max_age:
+        raise ServiceError(f"received_at {received_at.isoformat()} is more than {max_age.days} days ago")
+    return received_at
+
+
+def _ticket_create(*, requester, subject, jurisdiction, legal_ground, description, target_model,
+                   idempotency_key, request_body_sha256, received_at, evidence_text) -> tuple[RemovalTicket, bool]:
+    given_received_at = received_at is not None
+    if given_received_at:
+        received_at_check(received_at)
     evidence = evidence_text.encode("utf-8") if evidence_text else b""
     if len(evidence) > settings.EVIDENCE_MAX_BYTES:
         raise PayloadTooLarge(
@@ -127,39 +177,30 @@ def ticket_create(
         RemovalTicket.objects.filter(subject=subject, received_at__gte=window_start)
         .exclude(status__in=TERMINAL_STATUSES).order_by("received_at").first()
     )
-    try:
-        with transaction.atomic():
-            ticket = RemovalTicket.objects.create(
-                duplicate_of=duplicate_of,
-                idempotency_body_sha256=request_body_sha256,
-                evidence_ciphertext=encrypt_text(evidence_text) if evidence_text else "",
-                evidence_sha256=hashlib.sha256(evidence).hexdigest() if evidence else "",
-                evidence_bytes=len(evidence),
-                requester=requester,
-                subject=subject,
-                target_model=target_model,
-                jurisdiction=jurisdiction,
-                legal_ground=legal_ground,
-                description=description,
-                received_at=received_at,
-                ack_due_at=ack_due,
-                due_at=due,
-                idempotency_key=idempotency_key,
-            )
-            audit_event_record(
-                actor=requester, verb="ticket.submitted", obj=ticket,
-                after={"status": ticket.status, "subject": str(subject.public_id), "jurisdiction": jurisdiction,
-                       "due_at": due.isoformat(),
-                       "duplicate_of": str(duplicate_of.public_id) if duplicate_of else None},
-            )
-            webhook_event_emit(event="ticket.submitted", payload={"ticket": str(ticket.public_id),
-                                                                  "status": ticket.status})
-            _identity_code_issue(ticket)
-    except IntegrityError:
-        existing = RemovalTicket.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing, False
-        raise
+    with transaction.atomic():
+        if idempotency_key:
+            idempotency_db_lock(requester.pk, idempotency_key)
+            existing = idempotent_replay(requester=requester, key=idempotency_key, body_sha256=request_body_sha256)
+            if existing:  # committed by another process between the first look-up and the lock
+                return existing, False
+        ticket = RemovalTicket.objects.create(
+            duplicate_of=duplicate_of, idempotency_body_sha256=request_body_sha256,
+            evidence_ciphertext=encrypt_text(evidence_text) if evidence_text else "",
+            evidence_sha256=hashlib.sha256(evidence).hexdigest() if evidence else "",
+            evidence_bytes=len(evidence), requester=requester, subject=subject, target_model=target_model,
+            jurisdiction=jurisdiction, legal_ground=legal_ground, description=description,
+            received_at=received_at, ack_due_at=ack_due, due_at=due, idempotency_key=idempotency_key,
+        )
+        audit_event_record(
+            actor=requester, verb="ticket.submitted", obj=ticket,
+            after={"status": ticket.status, "subject": str(subject.public_id), "jurisdiction": jurisdiction,
+                   "due_at": due.isoformat(), "received_at": received_at.isoformat(),
+                   "received_at_given": given_received_at,
+                   "duplicate_of": str(duplicate_of.public_id) if duplicate_of else None},
+        )
+        webhook_event_emit(event="ticket.submitted", payload={"ticket": str(ticket.public_id),
+                                                              "status": ticket.status})
+        _identity_code_issue(ticket)
     return ticket, True
 
 
@@ -232,11 +273,17 @@ def ticket_approve(
 ) -> UnlearningJob:
     """Approve, freeze the forget set, create the unlearning job and queue it on commit.
 
-    ``record_ids`` is the reviewer-confirmed forget set; ``None`` takes the proposed resolution.
+    ``record_ids`` must lie inside the ticket's resolution: the subject's provenance-linked records
+    plus the content matches a reviewer confirmed (:func:`approval.ticket_confirm_resolution`);
+    ``None`` takes all of them. The ``ticket.approved`` audit event lists every record id and
+    sha256 of the frozen set. Hyper-parameters are validated as the job will run them
+    (:func:`approval.hyperparameters_check`).
 
     Raises:
-        ServiceError: empty forget set, records outside the model's corpus or already forgotten,
-            unknown method, no target model.
+        ServiceError: identity not verified; empty forget set, records outside the model's corpus,
+            already forgotten or outside the resolution; unknown method or invalid
+            hyper-parameters; no target model.
+        PermissionDeniedError: four-eyes policy (no reviewer, or the reviewer approving).
         TransitionError: the ticket is not in review (e.g. approved twice).
     """
     from unlearning_engine import available_methods
@@ -245,28 +292,16 @@ def ticket_approve(
     if ticket.status not in sources_for(TicketStatus.APPROVED):
         raise TransitionError(f"cannot approve a ticket that is '{ticket.status}' (it must be in review)",
                               ticket.status)
-    if settings.FOUR_EYES_APPROVAL and ticket.reviewed_by_id and ticket.reviewed_by_id == approver.pk:
-        raise PermissionDeniedError("four-eyes policy: the reviewer of a ticket cannot also approve it")
+    approval_check_people(ticket=ticket, approver=approver)
     if method not in available_methods():
         raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
     erasure_method_check(method)  # issue 12: suppression (eco) cannot fulfil an erasure request
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
-    if record_ids is None:
-        record_ids = [r.pk for r in selectors.ticket_resolution(ticket=ticket, model=model)]
-    record_ids = sorted(set(int(r) for r in record_ids))
-    if not record_ids:
-        raise ServiceError("the forget set is empty: no training record of this subject was found")
-    records = list(
-        TrainingRecord.objects.filter(pk__in=record_ids, corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN)
-    )
-    if len(records) != len(record_ids):
-        missing = sorted(set(record_ids) - {r.pk for r in records})
-        raise ServiceError(f"records {missing[:10]} are not training records of model '{model.name}'")
-    already = [r.pk for r in records if r.forgotten_by_id]
-    if already:
-        raise ServiceError(f"records {already[:10]} were already forgotten")
+    hyperparameters_check(model=model, method=method, hyperparameters=hyperparameters)
+    records = approval_forget_records(ticket=ticket, model=model, record_ids=record_ids)
+    record_ids = [r.pk for r in records]
     digest = forget_set_digest([r.sha256 for r in records])
     source = selectors.model_serving_version(model)
     if source is None:
@@ -276,6 +311,9 @@ def ticket_approve(
             ticket, TicketStatus.APPROVED, actor=approver, verb="ticket.approved",
             fields={"approved_by": approver, "decision": "approved", "resolved_record_ids": record_ids,
                     "forget_set_sha256": digest, "target_model": model},
+            audit_extra={"forget_set": forget_set_audit_entries(records), "forget_count": len(records),
+                         "reviewed_by": ticket.reviewed_by_id,
+                         "resolution_confirmed_by": ticket.resolution_confirmed_by_id},
         )
         job = UnlearningJob.objects.create(
             model=model, source_version=source, method=method, hyperparameters=hyperparameters or {},
@@ -304,9 +342,20 @@ def ticket_deny(*, ticket: RemovalTicket, actor, exception_code: str, reason: st
 
 
 def ticket_withdraw(*, ticket: RemovalTicket, actor) -> RemovalTicket:
-    """The owner withdraws the request (allowed until the job runs)."""
+    """The owner withdraws the request (allowed until the job runs).
+
+    In the same transaction the ticket's not-yet-finished jobs let go of it
+    (:func:`jobs.jobs_detach_withdrawn_ticket`): a job left with no live ticket ends ``cancelled``,
+    a batch job keeps running for its other tickets with a recomputed forget set.
+    """
+    from .jobs import jobs_detach_withdrawn_ticket, jobs_lock_live_of_ticket
+
     with transaction.atomic():
-        return _ticket_transition(ticket, TicketStatus.WITHDRAWN, actor=actor, verb="ticket.withdrawn")
+        # lock the jobs before the ticket, in the same order as job_claim (job, then its tickets): no deadlock
+        jobs_lock_live_of_ticket(ticket=ticket)
+        ticket = _ticket_transition(ticket, TicketStatus.WITHDRAWN, actor=actor, verb="ticket.withdrawn")
+        jobs_detach_withdrawn_ticket(ticket=ticket, actor=actor)
+        return ticket
 
 
 
@@ -322,11 +371,27 @@ def ticket_hold(*, ticket: RemovalTicket, actor, reason: str) -> RemovalTicket:
                                   fields={"hold_reason": reason, "status_before_hold": current or ""})
 
 
+def _hold_return_state(ticket: RemovalTicket) -> str:
+    """The state a released hold returns to: ``status_before_hold`` when it is a pre-approval
+    state, else the furthest step the ticket's own fields prove (never past identity verification
+    or review that did not happen)."""
+    if ticket.status_before_hold in HOLD_RETURN_STATES:
+        return ticket.status_before_hold
+    if ticket.identity_verified_at is None:
+        return TicketStatus.SUBMITTED
+    return TicketStatus.IN_REVIEW if ticket.reviewed_by_id else TicketStatus.IDENTITY_VERIFIED
+
+
 def ticket_release_hold(*, ticket: RemovalTicket, actor) -> RemovalTicket:
-    """Release a legal hold: back to review (approval is always re-confirmed after a hold)."""
+    """Release a legal hold: back to the state before the hold (issue 13 item 1: a hold taken while
+    ``submitted`` returns to ``submitted``, so identity verification and review still happen).
+    A hold taken after approval returns to review (the approval is re-confirmed)."""
     with transaction.atomic():
-        return _ticket_transition(ticket, TicketStatus.IN_REVIEW, actor=actor, verb="ticket.hold_released",
-                                  sources=[TicketStatus.ON_HOLD], fields={"hold_reason": ""})
+        locked = RemovalTicket.objects.select_for_update().get(pk=ticket.pk)
+        if locked.status != TicketStatus.ON_HOLD:
+            raise TransitionError(f"ticket is '{locked.status}', not on hold", locked.status)
+        return _ticket_transition(locked, _hold_return_state(locked), actor=actor, verb="ticket.hold_released",
+                                  sources=[TicketStatus.ON_HOLD], fields={"hold_reason": "", "status_before_hold": ""})
 
 
 def ticket_extend_deadline(*, ticket: RemovalTicket, actor, reason: str, days: int | None = None,
@@ -395,6 +460,8 @@ def ticket_retry(*, ticket: RemovalTicket, actor, method: str | None = None,
     erasure_method_check(method)
     if ticket.target_model_id is None or not ticket.resolved_record_ids:
         raise ServiceError("the ticket has no approved forget set")
+    hyperparameters_check(model=ticket.target_model, method=method, hyperparameters=(
+        hyperparameters if hyperparameters is not None else (previous.hyperparameters if previous else {})))
     source = selectors.model_serving_version(ticket.target_model)
     with transaction.atomic():
         _ticket_transition(ticket, TicketStatus.QUEUED, actor=actor, verb="ticket.retried",

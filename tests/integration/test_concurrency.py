@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from requests_app import services
 from requests_app.models import AuditEvent, RemovalTicket, TicketStatus, UnlearningJob
@@ -40,7 +41,7 @@ def test_two_concurrent_approvals_exactly_one_wins(target_model, forget_subject,
     assert connection.vendor == "postgresql"
     settings.FOUR_EYES_APPROVAL = False
     ticket, _ = services.ticket_create(requester=users["owner"], subject=forget_subject)
-    RemovalTicket.objects.filter(pk=ticket.pk).update(status=TicketStatus.IN_REVIEW)
+    RemovalTicket.objects.filter(pk=ticket.pk).update(status=TicketStatus.IN_REVIEW, identity_verified_at=timezone.now())
     approvers = [users["approver"], users["reviewer"]]
 
     results = _run_concurrently(

@@ -25,7 +25,8 @@ UTC = dt.UTC
 
 def _in_review(users, subject, **kw):
     ticket, _ = services.ticket_create(requester=users["owner"], subject=subject, **kw)
-    RemovalTicket.objects.filter(pk=ticket.pk).update(status=TicketStatus.IDENTITY_VERIFIED)
+    RemovalTicket.objects.filter(pk=ticket.pk).update(status=TicketStatus.IDENTITY_VERIFIED,
+                                                      identity_verified_at=timezone.now())
     return services.ticket_start_review(ticket=ticket, reviewer=users["reviewer"])
 
 

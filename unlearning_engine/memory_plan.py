@@ -1,0 +1,185 @@
+"""Peak-memory estimate of one DP-SGD step, and the physical batch that fits a budget (issue 13 item 6).
+
+DP-SGD (Abadi et al. 2016, arXiv 1607.00133, Alg. 1) needs every example's own gradient before
+clipping: opacus materialises ``grad_sample`` of shape ``(B, *p.shape)`` for every trainable
+parameter p, so the per-sample gradients alone cost ``B × P_trainable × 4`` bytes in fp32 — for a
+135M-parameter model and B = 32 that is 17 GB. An out-of-memory crash mid-job is the failure this
+module prevents: the caller picks the physical batch (``BatchMemoryManager``'s
+``max_physical_batch_size``, which does not change the privacy accounting) from the estimate, or
+refuses before training with the estimate and the budget.
+
+Estimate (bytes, all tensors fp32 = 4 bytes; the DP path rejects mixed precision, DESIGN §6):
+
+- model weights: ``P_total × 4``
+- gradient state: ``p.grad`` plus opacus' ``summed_grad`` accumulator: ``2 × P_trainable × 4``
+- AdamW state (exp_avg, exp_avg_sq): ``2 × P_trainable × 4``
+- per-sample gradients: ``B × P_trainable × 4``
+- activations kept for backward, per layer (after Korthikanti et al. 2022, arXiv 2205.05198 §4.1,
+  ``sbh(34 + 5as/h)`` bytes for 16-bit activations with dropout, rewritten in fp32 elements for a
+  Llama block without dropout and with a SwiGLU MLP of width i):
+  ``B·s·(ACT_HIDDEN·h + ACT_INTERMEDIATE·i) + ACT_SCORES·B·a·s²`` elements
+- LM head: logits, log-softmax and their gradient: ``ACT_LOGITS · B·s·V`` elements
+- a fixed runtime overhead :data:`RUNTIME_OVERHEAD_BYTES` (measured, see below)
+
+The constants are stated below; :func:`dp_memory_breakdown` returns every term. Measured with
+``bench/memory_plan_measure.py`` (peak RSS of ``train_dp_base`` over the post-import baseline, CPU,
+physical batch 8, 62-token sequences; ``bench/results/memory_plan_cpu.json``), estimate / measured:
+test model (40k parameters) 1.10, demo model (0.93M) 1.04, demo model with LoRA r=8 (82k trainable)
+0.80 — the LoRA run is under-estimated by ~25 MiB (peft's wrapper and merge copies, not modelled).
+These models are tiny, so the fixed overhead dominates; for SmolLM2-size models the per-sample
+gradients dominate and were not measured here (no GPU in this session). The estimate is a planning
+figure, not an exact count: allocator caching, the autograd graph's small tensors and opacus'
+transient buffers are not modelled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UnlearningInputError
+
+BYTES_FP32 = 4
+#: fp32 elements kept per token and hidden unit per layer: RMSNorm inputs (2), q/k/v/o projection
+#: inputs and outputs (4), RoPE'd q and k (2), attention output and residual (2).
+ACT_HIDDEN = 10
+#: per token and MLP unit per layer: gate, up, SiLU(gate), SiLU(gate)·up (the down-projection input).
+ACT_INTERMEDIATE = 4
+#: per head and (query, key) pair per layer: the eager attention scores and their softmax.
+ACT_SCORES = 2
+#: per token and vocabulary entry: logits, log-softmax output and the logits' gradient.
+ACT_LOGITS = 3
+#: Fixed cost of a DP training run beyond its tensors (artifact loading, opacus and the data loader,
+#: first-use kernel workspaces, allocator slack): 65 MiB of peak RSS over the post-import baseline
+#: measured for the 40k-parameter test model on CPU (``bench/memory_plan_measure.py``), rounded down.
+RUNTIME_OVERHEAD_BYTES = 64 * 2**20
+#: Largest physical batch :func:`choose_physical_batch` proposes (the engine's default cap).
+DEFAULT_MAX_PHYSICAL_BATCH = 32
+
+
+class MemoryBudgetError(UnlearningInputError):
+    """Even a physical batch of 1 does not fit the memory budget; the message holds both figures."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimate needs of a decoder-only transformer."""
+
+    total_params: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    vocab_size: int
+
+
+def _get(cfg: Any, name: str, default: Any = None) -> Any:
+    return cfg.get(name, default) if isinstance(cfg, dict) else getattr(cfg, name, default)
+
+
+def _params_from_config(cfg: Any) -> int:
+    """Parameter count of a Llama-style config (untied embeddings unless ``tie_word_embeddings``)."""
+    h, i, n, v = (_get(cfg, "hidden_size"), _get(cfg, "intermediate_size"), _get(cfg, "num_hidden_layers"),
+                  _get(cfg, "vocab_size"))
+    heads = _get(cfg, "num_attention_heads")
+    kv = _get(cfg, "num_key_value_heads", heads) or heads
+    head_dim = h // heads
+    attn = h * h * 2 + 2 * h * kv * head_dim
+    per_layer = attn + 3 * h * i + 2 * h
+    embed = v * h * (1 if _get(cfg, "tie_word_embeddings", False) else 2)
+    return n * per_layer + embed + h
+
+
+def model_shape(model_config_or_model: Any) -> ModelShape:
+    """:class:`ModelShape` of a torch model (its ``config``), a HF config or a plain dict.
+
+    Raises:
+        UnlearningInputError: the object has no hidden size, layer count, heads or vocabulary.
+    """
+    obj = model_config_or_model
+    total = None
+    if hasattr(obj, "parameters") and callable(obj.parameters):
+        total = sum(p.numel() for p in obj.parameters())
+        obj = getattr(obj, "config", None)
+        if obj is not None and hasattr(obj, "get_text_config"):
+            obj = obj.get_text_config()
+    needed = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    if obj is None or any(_get(obj, k) is None for k in needed):
+        raise UnlearningInputError(f"cannot estimate memory: the model config lacks one of {list(needed)}")
+    h = int(_get(obj, "hidden_size"))
+    return ModelShape(
+        total_params=int(total if total is not None else _params_from_config(obj)),
+        hidden_size=h, intermediate_size=int(_get(obj, "intermediate_size", 4 * h) or 4 * h),
+        num_layers=int(_get(obj, "num_hidden_layers")), num_heads=int(_get(obj, "num_attention_heads")),
+        vocab_size=int(_get(obj, "vocab_size")),
+    )
+
+
+def dp_memory_breakdown(model_config_or_model: Any, trainable_params: int, physical_batch: int,
+                        seq_len: int) -> dict[str, int]:
+    """Every term of :func:`dp_memory_estimate` in bytes, plus ``"total"``.
+
+    Raises:
+        UnlearningInputError: non-positive batch, sequence length or trainable parameter count.
+    """
+    for name, value in (("trainable_params", trainable_params), ("physical_batch", physical_batch),
+                        ("seq_len", seq_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UnlearningInputError(f"{name} must be a positive integer, got {value!r}")
+    m = model_shape(model_config_or_model)
+    b, s = physical_batch, seq_len
+    per_layer = b * s * (ACT_HIDDEN * m.hidden_size + ACT_INTERMEDIATE * m.intermediate_size) \
+        + ACT_SCORES * b * m.num_heads * s * s
+    out = {
+        "weights": m.total_params * BYTES_FP32,
+        "gradients": 2 * trainable_params * BYTES_FP32,
+        "optimizer_state": 2 * trainable_params * BYTES_FP32,
+        "per_sample_gradients": b * trainable_params * BYTES_FP32,
+        "activations": m.num_layers * per_layer * BYTES_FP32,
+        "logits": ACT_LOGITS * b * s * m.vocab_size * BYTES_FP32,
+        "runtime_overhead": RUNTIME_OVERHEAD_BYTES,
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def dp_memory_estimate(model_config_or_model: Any, trainable_params: int, physical_batch: int,
+                       seq_len: int) -> int:
+    """Estimated peak bytes of one DP-SGD step (forward, backward with per-sample gradients,
+    clipping, noise, AdamW) with ``physical_batch`` sequences of ``seq_len`` tokens.
+
+    ``model_config_or_model``: a torch model, a HF config or a dict with ``hidden_size``,
+    ``intermediate_size``, ``num_hidden_layers``, ``num_attention_heads``, ``vocab_size``;
+    ``trainable_params``: parameters that get per-sample gradients (all of them for full DP-SGD,
+    the adapter's for LoRA). See the module docstring for the formula and its sources.
+    """
+    return dp_memory_breakdown(model_config_or_model, trainable_params, physical_batch, seq_len)["total"]
+
+
+def choose_physical_batch(budget_bytes: int, model_config_or_model: Any, trainable_params: int, seq_len: int,
+                          *, max_batch: int = DEFAULT_MAX_PHYSICAL_BATCH) -> int:
+    """Largest physical batch in ``[1, max_batch]`` whose :func:`dp_memory_estimate` fits ``budget_bytes``.
+
+    Raises:
+        MemoryBudgetError: a batch of 1 already exceeds the budget (message: the estimate, the
+            budget, and what to change).
+        UnlearningInputError: non-positive budget or ``max_batch``.
+    """
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
+        raise UnlearningInputError(f"budget_bytes must be a positive integer, got {budget_bytes!r}")
+    if max_batch < 1:
+        raise UnlearningInputError(f"max_batch must be >= 1, got {max_batch}")
+    one = dp_memory_estimate(model_config_or_model, trainable_params, 1, seq_len)
+    if one > budget_bytes:
+        raise MemoryBudgetError(
+            f"DP training needs an estimated {one / 2**20:,.0f} MiB even with a physical batch of 1 "
+            f"({trainable_params:,} trainable parameters, sequences of {seq_len} tokens), above the memory "
+            f"budget of {budget_bytes / 2**20:,.0f} MiB (DP_MEMORY_BUDGET_BYTES). Use LoRA (fewer trainable "
+            f"parameters), shorter sequences, a smaller model, or raise the budget on a worker with more memory.")
+    lo, hi = 1, max_batch
+    while lo < hi:  # the estimate grows with the batch: binary search the largest that fits
+        mid = (lo + hi + 1) // 2
+        if dp_memory_estimate(model_config_or_model, trainable_params, mid, seq_len) <= budget_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
