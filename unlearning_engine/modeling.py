@@ -63,9 +63,10 @@ DEMO_RECIPE: dict[str, dict] = {
     "model": {"preset": "tiny"},
     # served model: base fine-tuned on the full corpus, non-private, until it memorises
     "target": {"epochs": 16, "lr": 3e-3, "batch_size": 16},
-    # DP base (DP2Unlearning §6 step 1)
-    "dp_base": {"target_epsilon": 8.0, "epochs": 8, "lr": 3e-3, "batch_size": 64,
-                "max_grad_norm": 1.0},
+    # DP base (DP2Unlearning §6 step 1), subject-level DP-SGD (issue 12): q = 0.1 of the privacy
+    # units per step; δ = 1e-6 < 1/N and below the certificate policy's 1e-5
+    "dp_base": {"target_epsilon": 8.0, "delta": 1e-6, "epochs": 8, "lr": 3e-3, "sample_rate": 0.1,
+                "max_grad_norm": 1.0, "privacy_unit": "subject", "max_records_per_unit": 20},
     # exact retrain = same recipe as the served model on D_r
     "retrain": {"epochs": 16, "lr": 3e-3, "batch_size": 16},
     # DP2: BM fine-tuned on D_r with fewer epochs
