@@ -116,6 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--delta", type=float, default=1e-6)
     ap.add_argument("--retain-sample", type=int, default=60)
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--settings", default="record q=0.1,subject q=0.1,subject q=0.3",
+                    help="comma-separated subset of the settings; empty = timing only")
     args = ap.parse_args(argv)
     from unlearning_engine.data import format_example
     from unlearning_engine.modeling import DEMO_RECIPE, build_model, save_artifact, train_tokenizer
@@ -140,14 +142,15 @@ def main(argv=None) -> int:
         ("subject q=0.3", {**common, "privacy_unit": "subject", "sample_rate": 0.3,
                            "max_records_per_unit": ROWS_PER_AUTHOR}),
     ]
+    wanted = [x.strip() for x in args.settings.split(",") if x.strip()]
     rows = []
-    for name, kw in settings:
+    for name, kw in [(n, kw) for n, kw in settings if n in wanted]:
         row = run_setting(name.replace(" ", "_").replace("=", ""), kw, work, base_dir, train, forget,
                           retain, retain_sample, holdout, DEMO_RECIPE["dp2"])
         row["setting"] = name
         rows.append(row)
         print(json.dumps(row), flush=True)
-    timing = None if args.skip_timing else time_unit_gradient(base_dir, train, work, 6, 1)
+    timing = None if args.skip_timing else time_unit_gradient(base_dir, train, work, 4, 1)
     doc = {"environment": environment(), "rows": rows, "unit_gradient_timing": timing,
            "forget": "last author (20 records)", "retain_sample": len(retain_sample)}
     (work / "dp_unit.json").write_text(json.dumps(doc, indent=1))
