@@ -258,7 +258,8 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
         noise_multiplier=acc.noise_multiplier, sample_rate=q, steps=0, epochs=epochs,
         accountant=acc.accountant, max_grad_norm=float(max_grad_norm), n_records=len(examples),
         weights_sha256="", privacy_unit=privacy_unit, lora=lora, n_units=n_units,
-        max_records_per_unit=int(max_records_per_unit), unit_gradient=unit_gradient,
+        max_records_per_unit=int(max_records_per_unit) if privacy_unit == "subject" else 1,
+        unit_gradient=unit_gradient,
         expected_units_per_step=q * n_units,
         records_without_subject=(sum(1 for e in examples if e.subject is None)
                                  if privacy_unit == "subject" else len(examples)),

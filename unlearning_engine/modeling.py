@@ -54,7 +54,8 @@ PRESET_VOCAB = {"test": 512, "tiny": 2048}
 # Demo recipe. Measured on 2 CPU cores, 600 TOFU QA records (30 authors incl. forget01),
 # vocab 2048, "tiny" preset (1.38M params), ~62 tokens/record: non-private fine-tune
 # ≈ 4.3 s/epoch -> target/retrain ≈ 70 s (16 epochs; greedy ROUGE-L on training questions 0.97);
-# DP base ≈ 57 s (8 epochs, q=0.1, σ≈0.86, ε=8 achieved 7.997, δ=1/(10N));
+# DP base ≈ 57 s (8 epochs, q=0.1, σ≈0.86, ε=8 achieved 7.997, δ=1/(10N)) record-level with opacus;
+# now subject-level (30 TOFU authors, q=0.1, δ=1e-6, PRV σ=0.954, ε 7.999): see BENCHMARKS.md §8;
 # dp2 ≈ 51 s (12 epochs from BM, retain ROUGE-L 0.94 = 97% of served; 10 epochs only 0.55);
 # npo_gd ≈ 4 s (50 steps; forget ROUGE-L 0.99 -> 0.17, retain 0.95).
 # Keys map directly onto train_causal_lm / train_dp_base / method hyper-parameters.
