@@ -20,9 +20,9 @@ LIMITATIONS = [
     "Knowledge memorisation is measured with the training questions' template, not paraphrases.",
 ]
 DP_LIMITATION = (
-    "The formal (epsilon, delta) statement holds per training record for the DP base model; the unlearned model "
-    "is a post-processing of the DP base and the retain set, so the bound is group privacy over the subject's "
-    "forgotten records."
+    "The unlearned model is a post-processing of the DP base model and the retain set; its formal (epsilon, delta) "
+    "statement is the DP base's, per privacy unit (one data subject for subject-level DP-SGD, one training record "
+    "for record-level DP-SGD, where a subject's bound is group privacy over their records)."
 )
 
 
@@ -72,27 +72,97 @@ def _version_summary(version) -> dict | None:
             "weights_sha256": version.weights_sha256}
 
 
+def dp_limitations(model) -> list[str]:
+    """Limitations of the DP statement: :data:`DP_LIMITATION` plus those the ledger records."""
+    ledger = model.privacy_ledger or {}
+    extra = [str(x) for x in ledger.get("limitations") or [] if isinstance(x, str)]
+    if ledger.get("noise_source"):
+        extra.append(f"DP noise and sampling randomness: {ledger['noise_source']}.")
+    return [DP_LIMITATION] + extra
+
+
 def dp_guarantee(model, k_records: int) -> dict | None:
-    """DESIGN §6.4 statement for a subject with ``k_records`` forgotten records, from the model's ledger."""
+    """DESIGN §6.4 / issue 12 statement for a data subject with ``k_records`` forgotten records.
+
+    Subject-level ledger (every record linked to its subject): the DP base's (ε, δ) holds per data
+    subject directly, whatever k (Chua et al., arXiv 2406.14322 §3: the unit is the subject). Otherwise
+    (record-level, or records without a subject link): group privacy over the subject's k records,
+    (kε, k·e^{(k−1)ε}·δ) (Vadhan 2017, Lemma 2.2). The statement is ``claimed`` only when that bound is within
+    the policy (``DP_POLICY_MAX_EPSILON``, ``DP_POLICY_MAX_DELTA``: ε ≤ 10 and δ < 1e-5 by default), the
+    achieved ε is ≤ the target and the tokenizer is pre-trained or trained on a public corpus; otherwise
+    ``claimed`` is false, the reasons are listed and no per-subject number is given as a guarantee (the group
+    bound is kept under ``group_bound_not_a_guarantee`` with δ capped at 1). Returns None without a ledger.
+    """
     from unlearning_engine.dp import group_privacy
 
     ledger = model.privacy_ledger or {}
     if not ledger or "epsilon" not in ledger:
         return None
-    eps_eff, delta_eff = group_privacy(float(ledger["epsilon"]), float(ledger["delta"]), max(1, k_records))
+    eps, delta = float(ledger["epsilon"]), float(ledger["delta"])
+    k = max(1, int(k_records))
+    unit = ledger.get("privacy_unit", "record")
+    per_subject_unit = unit == "subject" and int(ledger.get("records_without_subject", 1) or 0) == 0
+    eps_s, delta_s = (eps, delta) if per_subject_unit else group_privacy(eps, delta, k)
+    delta_s = min(delta_s, 1.0)
+    max_eps = float(getattr(settings, "DP_POLICY_MAX_EPSILON", 10.0))
+    max_delta = float(getattr(settings, "DP_POLICY_MAX_DELTA", 1e-5))
+    reasons = []
+    if eps_s > max_eps or delta_s >= max_delta:
+        reasons.append(
+            f"No meaningful differential-privacy guarantee holds for this data subject: the bound for their "
+            f"{k} records is epsilon = {eps_s:.4g}, delta = {delta_s:.3g}, outside the policy "
+            f"(epsilon <= {max_eps:g}, delta < {max_delta:g}).")
+    target = ledger.get("target_epsilon")
+    if target is not None and eps > float(target) + 1e-9:
+        reasons.append(f"The achieved epsilon {eps:.4g} exceeds the target {float(target):g}.")
+    prov = ledger.get("tokenizer_provenance")
+    kind = prov.get("kind") if isinstance(prov, dict) else "unrecorded"
+    if kind not in ("pretrained", "public_corpus"):
+        reasons.append(f"The tokenizer's provenance is '{kind}', not a pre-trained or public-corpus tokenizer: "
+                       "data outside the DP mechanism may depend on the private corpus.")
+    claimed = not reasons
+    if claimed and per_subject_unit:
+        statement = (f"The DP base model is ({eps_s:.4g}, {delta_s:.3g})-differentially private per data subject "
+                     f"(privacy unit: all of one subject's records, {ledger.get('n_units')} units); the unlearned "
+                     "model is a post-processing of the DP base and the retain set, so this bound holds for this "
+                     f"subject whatever the number of their records ({k}).")
+    elif claimed:
+        statement = (f"The DP base model is ({eps:.4g}, {delta:.3g})-DP per training record; by group privacy the "
+                     f"unlearned model is ({eps_s:.4g}, {delta_s:.3g})-indistinguishable for this subject's {k} "
+                     "records.")
+    else:
+        statement = "Differential privacy is not claimed for this data subject. " + " ".join(reasons)
     return {
-        "mechanism": "DP-SGD base model (opacus), unlearned model = post-processing of the DP base and the retain set",
-        "per_record_epsilon": ledger["epsilon"],
-        "per_record_delta": ledger["delta"],
-        "k_records": k_records,
-        "per_subject_epsilon": eps_eff,
-        "per_subject_delta": delta_eff,
+        "claimed": claimed,
+        "statement": statement,
+        "not_claimed_reasons": reasons,
+        "mechanism": "DP-SGD base model; unlearned model = post-processing of the DP base and the retain set",
+        "privacy_unit": "subject" if per_subject_unit else "record",
+        "ledger_privacy_unit": unit,
+        "k_records": k,
+        "per_subject_epsilon": eps_s if claimed else None,
+        "per_subject_delta": delta_s if claimed else None,
+        "group_bound_not_a_guarantee": None if claimed else {"epsilon": eps_s, "delta": delta_s},
+        "per_unit_epsilon": eps,
+        "per_unit_delta": delta,
+        "per_record_epsilon": eps if not per_subject_unit else None,
+        "per_record_delta": delta if not per_subject_unit else None,
+        "target_epsilon": target,
+        "policy": {"max_epsilon": max_eps, "max_delta": max_delta},
+        "n_units": ledger.get("n_units"),
+        "n_records": ledger.get("n_records"),
+        "max_records_per_unit": ledger.get("max_records_per_unit"),
         "accountant": ledger.get("accountant"),
+        "accountant_epsilons": ledger.get("epsilons"),
+        "rdp_optimal_order": ledger.get("rdp_optimal_order"),
         "noise_multiplier": ledger.get("noise_multiplier"),
+        "max_grad_norm": ledger.get("max_grad_norm"),
         "sample_rate": ledger.get("sample_rate"),
         "steps": ledger.get("steps"),
+        "tokenizer_provenance": prov if isinstance(prov, dict) else {"kind": "unrecorded"},
         "dp_base_sha256": model.dp_base_sha256,
-        "source": "DP2Unlearning (arXiv 2504.13774) §3; group privacy (Dwork & Roth 2014, Thm 2.2 / Lemma 2.2)",
+        "source": "DP2Unlearning (arXiv 2504.13774) §3; user-level DP-SGD (Chua et al., arXiv 2406.14322 §3); "
+                  "group privacy (Vadhan 2017, Lemma 2.2)",
     }
 
 
@@ -150,7 +220,7 @@ def certificate_build(*, job, version, verdicts: dict, reports: dict) -> dict:
         payload["weights_changed"] = True
         payload["dp_guarantee"] = (dp_guarantee(job.model, max(per_subject_k.values(), default=1))
                                    if job.method == "dp2" else None)
-        payload["limitations"] = (LIMITATIONS + ([DP_LIMITATION] if job.method == "dp2" else [])
+        payload["limitations"] = (LIMITATIONS + (dp_limitations(job.model) if job.method == "dp2" else [])
                                   + list(verdicts.get("not_verified", [])))
         return payload
 

@@ -29,10 +29,12 @@ logger = logging.getLogger(__name__)
 
 
 def record_to_example(record) -> Example:
-    """A TrainingRecord as the engine's :class:`Example` (record_id = the record's sha256)."""
+    """A TrainingRecord as the engine's :class:`Example` (record_id = the record's sha256, subject = the
+    DataSubject's public id, the privacy unit of subject-level DP-SGD; None without a subject)."""
+    subject = str(record.subject.public_id) if record.subject_id is not None else None
     if record.question:
-        return Example(question=record.question, answer=record.answer, record_id=record.sha256)
-    return Example(text=record.text, record_id=record.sha256)
+        return Example(question=record.question, answer=record.answer, record_id=record.sha256, subject=subject)
+    return Example(text=record.text, record_id=record.sha256, subject=subject)
 
 
 def retain_sample(records, n: int) -> list:
@@ -145,9 +147,9 @@ def _job_execute(*, job_id: int, worker: str | None) -> str:
 
 def _job_run_claimed(job, started: float) -> None:
     model = job.model
-    forget_records = list(selectors.job_forget_records(job))
-    retain_records = list(selectors.job_retain_records(job))
-    holdout_records = list(selectors.corpus_holdout_records(model.corpus))
+    forget_records = list(selectors.job_forget_records(job).select_related("subject"))
+    retain_records = list(selectors.job_retain_records(job).select_related("subject"))
+    holdout_records = list(selectors.corpus_holdout_records(model.corpus).select_related("subject"))
     if not forget_records:
         raise services.ServiceError("the forget set is empty")
     if any(not (r.question or r.text) for r in forget_records):

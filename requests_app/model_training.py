@@ -53,8 +53,22 @@ def _timed(fn, *args, **kwargs):
     return out, time.monotonic() - t0
 
 
-def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None) -> dict:
+#: Keys of a recipe's ``dp_base`` block passed on to :func:`unlearning_engine.dp.train_dp_base`.
+DP_BASE_KEYS = ("target_epsilon", "delta", "max_grad_norm", "epochs", "lr", "batch_size", "sample_rate",
+                "accountant", "privacy_unit", "max_records_per_unit", "unit_gradient", "lora")
+
+
+def dp_base_kwargs(dp_recipe: dict) -> dict:
+    """The ``train_dp_base`` keyword arguments of a recipe's ``dp_base`` block (unknown keys dropped)."""
+    return {k: dp_recipe[k] for k in DP_BASE_KEYS if k in dp_recipe}
+
+
+def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None,
+                          tokenizer_provenance: dict | None = None) -> dict:
     """Train tokenizer, base, target (non-DP) and DP base; put them in the store. No database access.
+
+    ``tokenizer_provenance`` (``{"kind", "name", "sha256"}``, see ``train_dp_base``) goes into the privacy
+    ledger; ``None`` is recorded as "unrecorded" and the certificate then claims no DP.
 
     Returns a dict with the artifacts' URIs and sha256, the privacy ledger, the architecture, the
     tokenizer description and the timings (seconds) per stage.
@@ -79,11 +93,10 @@ def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda
         log(f"target model trained: {stats.steps} steps, final loss {stats.final_loss:.3f}, {timings['target']:.0f} s")
         d = recipe["dp_base"]
         physical = dp_physical_batch_plan(model=base, tokenizer=tokenizer, examples=examples,
-                                          expected_batch=d["batch_size"], log=log)  # or ServiceError
+                                          expected_batch=d.get("batch_size") or max(1, round(d["sample_rate"] * len(examples))), log=log)  # or ServiceError
         ledger, timings["dp_base"] = _timed(
-            train_dp_base, tmp / "base", examples, tmp / "dp_base", target_epsilon=d["target_epsilon"],
-            max_grad_norm=d["max_grad_norm"], epochs=d["epochs"], lr=d["lr"], batch_size=d["batch_size"],
-            seed=recipe["seed"], max_physical_batch_size=physical,
+            train_dp_base, tmp / "base", examples, tmp / "dp_base", seed=recipe["seed"],
+            tokenizer_provenance=tokenizer_provenance, max_physical_batch_size=physical, **dp_base_kwargs(d),
         )
         log(f"DP base trained: ε={ledger.epsilon:.3f} (target {d['target_epsilon']}), δ={ledger.delta:.2e}, "
             f"σ={ledger.noise_multiplier:.3f}, {timings['dp_base']:.0f} s")
@@ -122,7 +135,8 @@ def model_train_and_register(
         services.ServiceError: the corpus has no training records.
     """
     recipe = copy.deepcopy(recipe or DEMO_RECIPE)
-    records = list(TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_TRAIN).order_by("index"))
+    records = list(TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_TRAIN)
+                   .select_related("subject").order_by("index"))
     if not records:
         raise services.ServiceError(f"corpus '{corpus.name}' has no training records")
     artifacts = model_artifacts_train(examples=[record_to_example(r) for r in records], name=name, recipe=recipe,
@@ -136,12 +150,12 @@ def reference_train_and_register(*, model, record_ids: list[int], actor="system"
 
     Returns ``(ModelVersion, seconds)``.
     """
-    forget_records = list(TrainingRecord.objects.filter(pk__in=record_ids).order_by("pk"))
+    forget_records = list(TrainingRecord.objects.filter(pk__in=record_ids).select_related("subject").order_by("pk"))
     if not forget_records:
         raise services.ServiceError("the forget set is empty")
     retain_records = TrainingRecord.objects.filter(
         corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN, forgotten_by__isnull=True
-    ).exclude(pk__in=record_ids)
+    ).exclude(pk__in=record_ids).select_related("subject")
     source = selectors.model_serving_version(model)
     source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
     base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)

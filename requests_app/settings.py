@@ -171,6 +171,9 @@ JOB_QUEUED_RESEND_SECONDS = env.float("JOB_QUEUED_RESEND_SECONDS", default=900.0
 EVALUATION_RETAIN_SAMPLE = env.int("EVALUATION_RETAIN_SAMPLE", default=40)
 EVALUATION_MAX_NEW_TOKENS = env.int("EVALUATION_MAX_NEW_TOKENS", default=48)
 FORGET_TEXT_RETENTION_DAYS = env.int("FORGET_TEXT_RETENTION_DAYS", default=30)
+# DP claim policy (issue 12): a per-subject bound above these is stated as "no meaningful DP guarantee"
+DP_POLICY_MAX_EPSILON = env.float("DP_POLICY_MAX_EPSILON", default=10.0)
+DP_POLICY_MAX_DELTA = env.float("DP_POLICY_MAX_DELTA", default=1e-5)
 
 # Workflow policy (DESIGN §4)
 FOUR_EYES_APPROVAL = env.bool("FOUR_EYES_APPROVAL", default=True)

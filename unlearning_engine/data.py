@@ -19,7 +19,9 @@ class Example:
 
     Exactly one of ``text`` or (``question`` and ``answer``) must be set.
     ``record_id`` is opaque to the engine (the Django side passes the TrainingRecord sha256);
-    it is only used to detect forget/retain overlap.
+    it is only used to detect forget/retain overlap. ``subject`` is the privacy-unit key of
+    subject-level DP-SGD (the Django side passes the DataSubject's public id; never a name):
+    records with the same subject form one unit, a record without one is its own unit.
 
     Raises:
         ValueError: if neither / both kinds of content are given.
@@ -29,6 +31,7 @@ class Example:
     question: str | None = None
     answer: str | None = None
     record_id: str | None = None
+    subject: str | None = None
 
     def __post_init__(self) -> None:
         has_qa = self.question is not None or self.answer is not None
@@ -44,13 +47,16 @@ class Example:
 
     @classmethod
     def from_dict(cls, d: dict) -> Example:
-        """Build from a dict with keys ``text`` or ``question``/``answer`` (+ optional ``record_id``)."""
+        """Build from a dict with keys ``text`` or ``question``/``answer`` (+ optional
+        ``record_id``, ``subject``)."""
+        subject = d.get("subject")
         return cls(text=d.get("text"), question=d.get("question"), answer=d.get("answer"),
-                   record_id=d.get("record_id"))
+                   record_id=d.get("record_id"), subject=None if subject is None else str(subject))
 
     def to_dict(self) -> dict:
         return {k: v for k, v in (("text", self.text), ("question", self.question),
-                                  ("answer", self.answer), ("record_id", self.record_id))
+                                  ("answer", self.answer), ("record_id", self.record_id),
+                                  ("subject", self.subject))
                 if v is not None}
 
 

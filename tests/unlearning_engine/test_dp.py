@@ -40,7 +40,9 @@ def test_dp_training_ledger(tmp_path, base_dir, examples):
     assert 0 < led.epsilon <= 8.0
     assert led.delta == pytest.approx(1 / (10 * len(examples)))
     assert led.noise_multiplier > 0 and led.sample_rate == pytest.approx(8 / len(examples))
-    assert led.steps == 6 and led.n_records == len(examples) and led.accountant == "rdp"
+    assert led.steps == 6 and led.n_records == len(examples) and led.n_units == len(examples)
+    # "auto": PRV needs less noise than RDP here, and RDP's ε at the chosen σ is above PRV's
+    assert led.accountant == "prv" and led.epsilons["rdp"] > led.epsilons["prv"] == led.epsilon
     assert led.weights_sha256 == weights_sha256(tmp_path / "dp")
     assert len(seen) == led.steps
     d = led.to_dict()
