@@ -127,6 +127,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "requests_app.tasks.job_run_task": {"queue": "gpu"},
+    "requests_app.tasks.preparation_run_task": {"queue": "gpu"},  # corpus_ingest jobs are sent to "default"
     "requests_app.tasks.webhook_deliver_task": {"queue": "webhooks"},
 }
 CELERY_TASK_SERIALIZER = "json"

@@ -20,6 +20,7 @@ from ..models import (
 )
 from ..workflow import ALLOWED_TRANSITIONS, TransitionError
 from .common import ServiceError, _job_enqueue_on_commit, _ticket_transition, _tickets_advance  # noqa: F401
+from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
 
@@ -35,6 +36,7 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
         raise ServiceError(f"unknown method '{method}'")
     if not ticket.resolved_record_ids or ticket.target_model_id is None:
         raise ServiceError("the ticket has no approved forget set")
+    model_method_check(ticket.target_model, method)  # issue 14
     first_job = ticket.jobs.order_by("id").first()
     source = first_job.source_version if first_job else selectors.model_serving_version(ticket.target_model)
     with transaction.atomic():

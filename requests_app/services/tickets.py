@@ -35,6 +35,7 @@ from .common import (  # noqa: F401
     encrypt_text,
     forget_set_digest,
 )
+from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
 
@@ -240,6 +241,7 @@ def ticket_approve(
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
+    model_method_check(model, method)  # dp2 needs a DP base, retrain a pre-trained base (issue 14)
     if record_ids is None:
         record_ids = [r.pk for r in selectors.ticket_resolution(ticket=ticket, model=model)]
     record_ids = sorted(set(int(r) for r in record_ids))
