@@ -60,8 +60,12 @@ def _source_dir(uri: str, tmp: Path) -> Path:
     if scheme in ("", "file"):
         if urlparse(settings.ARTIFACT_STORE_URL).scheme != "file":
             raise OnboardingError("local model paths are accepted in embedded mode only; use an s3:// URI")
-        path = Path(urlparse(uri).path if scheme else uri)
-        if not path.is_absolute() or not path.is_dir():
+        try:
+            path = Path(urlparse(uri).path if scheme else uri)
+            ok = path.is_absolute() and path.is_dir()
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
             raise OnboardingError(f"model directory {uri} does not exist (an absolute path is required)")
         return path
     raise OnboardingError(f"unsupported artifact URI scheme '{scheme}' (use s3://, file:// or a local path)")

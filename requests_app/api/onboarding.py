@@ -48,6 +48,7 @@ class CorpusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     permission_classes = [StaffReadOperatorWrite]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     queryset = TrainingCorpus.objects.order_by("id")
+    lookup_value_regex = r"\d{1,18}"
 
     @extend_schema(
         request={"multipart/form-data": s.CorpusCreateSerializer, "application/json": s.CorpusCreateSerializer},
@@ -93,6 +94,7 @@ class TargetModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = s.TargetModelSerializer
     permission_classes = [StaffReadOperatorWrite]
     queryset = TargetModel.objects.order_by("id")
+    lookup_value_regex = r"\d{1,18}"
 
     @extend_schema(request=s.ModelCreateSerializer, responses={201: s.TargetModelSerializer, 400: dict})
     def create(self, request):
@@ -102,7 +104,7 @@ class TargetModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         data.is_valid(raise_exception=True)
         v = data.validated_data
         ref = v["corpus"]
-        corpus = (TrainingCorpus.objects.filter(pk=int(ref)).first() if ref.isdigit() else None) or \
+        corpus = (TrainingCorpus.objects.filter(pk=int(ref)).first() if ref.isdigit() and len(ref) < 19 else None) or \
             TrainingCorpus.objects.filter(name=ref).first()
         if corpus is None:
             return Response({"detail": f"no training corpus '{ref}'"}, status=400)

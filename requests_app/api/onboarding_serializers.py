@@ -6,6 +6,12 @@ from rest_framework import serializers
 from ..models import EvaluationReport, ModelVersion, PreparationJob, TargetModel, TrainingCorpus
 
 
+def _object(value):
+    if value is not None and not isinstance(value, dict):
+        raise serializers.ValidationError("must be a JSON object")
+    return value
+
+
 class CorpusCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -48,18 +54,20 @@ class ModelCreateSerializer(serializers.Serializer):
     base_artifact_uri = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
     base_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     base_gguf_file = serializers.CharField(required=False, allow_blank=True, default="")
-    training_recipe = serializers.JSONField(required=False, default=dict)
+    training_recipe = serializers.JSONField(required=False, default=dict, validators=[_object])
     reference_policy = serializers.ChoiceField(choices=["none", "per_request", "calibration_only"],
                                                default="per_request")
 
 
 class PrepareSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["dp_base", "reference"])
-    dp_base = serializers.JSONField(required=False, help_text="dp_base recipe overrides (target_epsilon, epochs…)")
-    record_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    dp_base = serializers.JSONField(required=False, validators=[_object],
+                                    help_text="dp_base recipe overrides (target_epsilon, epochs…)")
+    record_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**62), required=False,
+                                       max_length=100_000)
     subject_id = serializers.UUIDField(required=False)
     purpose = serializers.ChoiceField(choices=["request", "calibration"], required=False, default="request")
-    hyperparameters = serializers.JSONField(required=False)
+    hyperparameters = serializers.JSONField(required=False, validators=[_object])
 
 
 class PreparationSerializer(serializers.ModelSerializer):

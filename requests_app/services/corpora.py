@@ -86,8 +86,12 @@ def corpus_source_check(uri: str) -> str:
     if scheme in ("", "file"):
         if not _embedded():
             raise ServiceError("local corpus paths are accepted in embedded mode only; use an s3:// URI")
-        path = _local_path(uri)
-        if not path.is_absolute() or not path.is_file():
+        try:
+            path = _local_path(uri)
+            ok = path.is_absolute() and path.is_file()
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
             raise ServiceError(f"corpus source {uri} is not an existing absolute file path")
         return path.resolve().as_uri()
     raise ServiceError(f"unsupported corpus source scheme '{scheme}' (use s3:// or, embedded, a local path)")

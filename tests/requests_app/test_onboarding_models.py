@@ -273,3 +273,30 @@ def test_dashboard_pages_for_models_and_preparations(client, users, target_model
     assert b"Preparation jobs" in client.get("/dashboard/models/").content
     client.force_login(users["owner"])
     assert client.get("/dashboard/preparations/").status_code == 403
+
+
+def test_operator_endpoints_never_answer_5xx_to_fuzzed_input(users, store):
+    """schemathesis on the onboarding operations with an ML operator's token (writes allowed)."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from rest_framework.authtoken.models import Token
+
+    from requests_app.wsgi import application
+
+    token = Token.objects.get_or_create(user=users["operator"])[0].key
+    schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", application).include(
+        path_regex="^/api/v1/(corpora|models|preparations)")
+    failures = []
+    for op in schema.get_all_operations():
+        operation = op.ok()
+
+        @given(case=operation.as_strategy())
+        @hsettings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        def check(case):
+            response = case.call(headers={"Authorization": f"Token {token}"})
+            if response.status_code >= 500:
+                failures.append((case.method, case.path, response.status_code, response.text[:300]))
+
+        check()
+    assert not failures, failures
