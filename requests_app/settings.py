@@ -107,6 +107,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # unlearning and preparation jobs share one status set (issue 14)
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "requests_app.models.JobStatus"},
 }
 
 # --- Celery (DESIGN §9) ---------------------------------------------------------------------
