@@ -1,7 +1,8 @@
 """Training and registering a target model, its DP base and exact-retrain references.
 
 The heavy lifting is ``unlearning_engine``; this module moves artifacts into the store and registers
-them through services (with their audit events). Used by ``manage.py train_model`` and the demo.
+them through services (with their audit events). Used by the demo (which then onboards the trained
+artifacts through the API like any operator, issue 14) and the test fixtures.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from django.conf import settings
 
 from unlearning_engine import UnlearningRequest, run_unlearning
 from unlearning_engine.data import format_example
-from unlearning_engine.dp import train_dp_base
 from unlearning_engine.modeling import DEMO_RECIPE as ENGINE_DEMO_RECIPE
 from unlearning_engine.modeling import build_model, count_parameters, save_artifact, train_tokenizer
 from unlearning_engine.training import train_causal_lm
@@ -22,8 +22,8 @@ from unlearning_engine.training import train_causal_lm
 from . import selectors, services
 from .artifacts import artifact_fetch_verified, artifact_store
 from .jobs import record_to_example
-from .memory import dp_physical_batch_plan
 from .models import TrainingRecord
+from .preparation import dp_base_train
 
 
 def recipe_from_engine(engine_recipe: dict, seed: int = 0) -> dict:
@@ -53,25 +53,16 @@ def _timed(fn, *args, **kwargs):
     return out, time.monotonic() - t0
 
 
-#: Keys of a recipe's ``dp_base`` block passed on to :func:`unlearning_engine.dp.train_dp_base`.
-DP_BASE_KEYS = ("target_epsilon", "delta", "max_grad_norm", "epochs", "lr", "batch_size", "sample_rate",
-                "accountant", "privacy_unit", "max_records_per_unit", "unit_gradient", "lora")
-
-
-def dp_base_kwargs(dp_recipe: dict) -> dict:
-    """The ``train_dp_base`` keyword arguments of a recipe's ``dp_base`` block (unknown keys dropped)."""
-    return {k: dp_recipe[k] for k in DP_BASE_KEYS if k in dp_recipe}
-
-
 def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None,
-                          tokenizer_provenance: dict | None = None) -> dict:
+                          with_dp_base: bool = True) -> dict:
     """Train tokenizer, base, target (non-DP) and DP base; put them in the store. No database access.
 
-    ``tokenizer_provenance`` (``{"kind", "name", "sha256"}``, see ``train_dp_base``) goes into the privacy
-    ledger; ``None`` is recorded as "unrecorded" and the certificate then claims no DP.
+    The tokenizer's provenance (``unlearning_engine.provenance``) is read from the base artifact by
+    :func:`requests_app.preparation.dp_base_train` and goes into the privacy ledger.
 
     Returns a dict with the artifacts' URIs and sha256, the privacy ledger, the architecture, the
-    tokenizer description and the timings (seconds) per stage.
+    tokenizer description and the timings (seconds) per stage. ``with_dp_base=False`` skips the DP
+    base (the operator path prepares it later through a ``dp_base`` preparation job, issue 14).
     """
     store = artifact_store()
     timings: dict[str, float] = {}
@@ -91,25 +82,19 @@ def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda
         )
         target_sha = save_artifact(target, tokenizer, tmp / "target")
         log(f"target model trained: {stats.steps} steps, final loss {stats.final_loss:.3f}, {timings['target']:.0f} s")
+        prefix = f"models/{name}"
+        common = {"base_uri": store.put_dir(tmp / "base", f"{prefix}/base"), "base_sha256": base_sha,
+                  "target_uri": store.put_dir(tmp / "target", f"{prefix}/v0"), "target_sha256": target_sha,
+                  "architecture": type(target).__name__,
+                  "tokenizer": f"byte-level BPE, vocabulary {len(tokenizer)}", "timings": timings}
+        if not with_dp_base:
+            return common
         d = recipe["dp_base"]
-        physical = dp_physical_batch_plan(model=base, tokenizer=tokenizer, examples=examples,
-                                          expected_batch=d.get("batch_size") or max(1, round(d["sample_rate"] * len(examples))), log=log)  # or ServiceError
-        ledger, timings["dp_base"] = _timed(
-            train_dp_base, tmp / "base", examples, tmp / "dp_base", seed=recipe["seed"],
-            tokenizer_provenance=tokenizer_provenance, max_physical_batch_size=physical, **dp_base_kwargs(d),
-        )
+        ledger, timings["dp_base"] = _timed(dp_base_train, tmp / "base", examples, tmp / "dp_base", recipe=recipe)
         log(f"DP base trained: ε={ledger.epsilon:.3f} (target {d['target_epsilon']}), δ={ledger.delta:.2e}, "
             f"σ={ledger.noise_multiplier:.3f}, {timings['dp_base']:.0f} s")
-        prefix = f"models/{name}"
-        return {
-            "base_uri": store.put_dir(tmp / "base", f"{prefix}/base"), "base_sha256": base_sha,
-            "target_uri": store.put_dir(tmp / "target", f"{prefix}/v0"), "target_sha256": target_sha,
-            "dp_base_uri": store.put_dir(tmp / "dp_base", f"{prefix}/dp_base"),
-            "dp_base_sha256": ledger.weights_sha256, "privacy_ledger": ledger.to_dict(),
-            "architecture": type(target).__name__,
-            "tokenizer": f"byte-level BPE, vocabulary {len(tokenizer)}",
-            "timings": timings,
-        }
+        return {**common, "dp_base_uri": store.put_dir(tmp / "dp_base", f"{prefix}/dp_base"),
+                "dp_base_sha256": ledger.weights_sha256, "privacy_ledger": ledger.to_dict()}
 
 
 def model_register_artifacts(*, corpus, name: str, recipe: dict, artifacts: dict, actor="system"):

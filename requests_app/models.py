@@ -91,6 +91,12 @@ class TargetModel(models.Model):
     dp_base_artifact_uri = models.CharField(max_length=500, blank=True)
     dp_base_sha256 = models.CharField(max_length=64, blank=True)
     privacy_ledger = models.JSONField(default=dict, blank=True)
+    #: exact-retrain references (DESIGN §7 PrivLeak): none, per_request or calibration_only
+    reference_policy = models.CharField(
+        max_length=16, default="per_request",
+        choices=[("none", "no exact-retrain reference"), ("per_request", "per request forget set"),
+                 ("calibration_only", "calibration forget sets only")],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -426,3 +432,42 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class PreparationJob(models.Model):
+    """A background onboarding step (issue 14): corpus ingestion, DP base training, exact-retrain reference.
+
+    Same exactly-once rules as :class:`UnlearningJob` (DESIGN §9): claimed with a compare-and-set,
+    heartbeats while it runs, re-claimed after a heartbeat timeout, failed after ``JOB_MAX_ATTEMPTS``.
+    """
+
+    KIND_CORPUS_INGEST = "corpus_ingest"
+    KIND_DP_BASE = "dp_base"
+    KIND_REFERENCE = "reference"
+    KINDS = [(KIND_CORPUS_INGEST, "corpus ingestion"), (KIND_DP_BASE, "DP base (DP-SGD)"),
+             (KIND_REFERENCE, "exact-retrain reference")]
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=KINDS)
+    model = models.ForeignKey(TargetModel, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="preparations")
+    corpus = models.ForeignKey(TrainingCorpus, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="preparations")
+    params = models.JSONField(default=dict, blank=True)
+    requested_by = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    device_seconds = models.FloatField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"preparation {self.public_id} {self.kind} ({self.status})"

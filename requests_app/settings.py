@@ -129,6 +129,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # unlearning and preparation jobs share one status set (issue 14)
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "requests_app.models.JobStatus"},
 }
 
 # --- Celery (DESIGN §9) ---------------------------------------------------------------------
@@ -149,6 +151,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "requests_app.tasks.job_run_task": {"queue": "gpu"},
+    "requests_app.tasks.preparation_run_task": {"queue": "gpu"},  # corpus_ingest jobs are sent to "default"
     "requests_app.tasks.webhook_deliver_task": {"queue": "webhooks"},
 }
 CELERY_TASK_SERIALIZER = "json"

@@ -13,6 +13,14 @@ def job_run_task(self, job_id: int) -> str:
     return job_execute(job_id=job_id, worker=self.request.hostname or None)
 
 
+@shared_task(name="requests_app.tasks.preparation_run_task", bind=True, acks_late=True, ignore_result=True)
+def preparation_run_task(self, job_id: int) -> str:
+    """Run one preparation job (corpus ingestion, DP base, reference); duplicates are no-ops."""
+    from .preparation import preparation_execute
+
+    return preparation_execute(job_id=job_id, worker=self.request.hostname or None)
+
+
 @shared_task(name="requests_app.tasks.webhook_deliver_task", bind=True, ignore_result=True, acks_late=True)
 def webhook_deliver_task(self, delivery_id: int) -> None:
     """Deliver one webhook; retries with exponential back-off (2, 4, 8, … s) up to WEBHOOK_MAX_ATTEMPTS."""
@@ -45,6 +53,6 @@ def evidence_purge_task() -> int:
 @shared_task(name="requests_app.tasks.jobs_requeue_stale_task", ignore_result=True)
 def jobs_requeue_stale_task() -> dict:
     """Periodic (celery beat): re-queue jobs whose worker stopped sending heartbeats."""
-    from .services import jobs_requeue_stale
+    from .services import jobs_requeue_stale, preparations_requeue_stale
 
-    return jobs_requeue_stale()
+    return {**jobs_requeue_stale(), "preparations": preparations_requeue_stale()}

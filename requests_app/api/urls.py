@@ -2,13 +2,16 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import certificates, views
+from . import certificates, onboarding, views
 
 router = DefaultRouter()
 router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("certificates", views.CertificateViewSet, basename="certificate")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("corpora", onboarding.CorpusViewSet, basename="corpus")
+router.register("models", onboarding.TargetModelViewSet, basename="target-model")
+router.register("preparations", onboarding.PreparationViewSet, basename="preparation")
 
 urlpatterns = [
     path("certificates/verify/", certificates.CertificateVerifyView.as_view(), name="certificate-verify"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dashboard, views
+from . import dashboard, onboarding, views
 
 app_name = "portal"
 
@@ -31,6 +31,8 @@ urlpatterns = [
          name="dashboard_certificate_json"),
     path("dashboard/models/", dashboard.models_list, name="dashboard_models"),
     path("dashboard/models/<int:pk>/", dashboard.model_lineage, name="dashboard_model"),
+    path("dashboard/preparations/", onboarding.preparations_list, name="dashboard_preparations"),
+    path("dashboard/preparations/<uuid:public_id>/", onboarding.preparation_detail, name="dashboard_preparation"),
     path("dashboard/models/<int:pk>/sustainability.png", dashboard.model_sustainability_png,
          name="dashboard_model_plot"),
 ]

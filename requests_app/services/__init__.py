@@ -7,8 +7,10 @@ This package re-exports every service so that callers use ``services.<entity>_<v
 from .approval import *  # noqa: F403
 from .common import *  # noqa: F403
 from .common import _job_enqueue_on_commit, _sha256_text, _ticket_transition, _tickets_advance  # noqa: F401
+from .corpora import *  # noqa: F403
 from .evidence import *  # noqa: F403
 from .jobs import *  # noqa: F403
+from .preparation import *  # noqa: F403
 from .target_models import *  # noqa: F403
 from .tickets import *  # noqa: F403
 from .tickets import _identity_code_issue  # noqa: F401

@@ -20,6 +20,7 @@ from ..models import (
 )
 from ..workflow import ALLOWED_TRANSITIONS, TransitionError
 from .common import ServiceError, _job_enqueue_on_commit, _ticket_transition, _tickets_advance  # noqa: F401
+from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
 
@@ -40,6 +41,7 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
     from .approval import hyperparameters_check
 
     hyperparameters_check(model=ticket.target_model, method=method, hyperparameters=hyperparameters)
+    model_method_check(ticket.target_model, method)  # issue 14
     first_job = ticket.jobs.order_by("id").first()
     source = first_job.source_version if first_job else selectors.model_serving_version(ticket.target_model)
     with transaction.atomic():

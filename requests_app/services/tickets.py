@@ -43,6 +43,7 @@ from .common import (  # noqa: F401
 )
 from .idempotency import IN_FLIGHT_MESSAGE, idempotency_db_lock, idempotency_slot, idempotent_replay
 from .jobs import erasure_method_check
+from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
 
@@ -299,6 +300,7 @@ def ticket_approve(
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
+    model_method_check(model, method)  # dp2 needs a DP base, retrain a pre-trained base (issue 14)
     hyperparameters_check(model=model, method=method, hyperparameters=hyperparameters)
     records = approval_forget_records(ticket=ticket, model=model, record_ids=record_ids)
     record_ids = [r.pk for r in records]

@@ -21,15 +21,32 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from evaluation.mia import privleak
-from requests_app.ingestion import corpus_ingest_tofu
-from requests_app.model_training import (
-    DEMO_RECIPE,
-    model_train_and_register,
-    reference_train_and_register,
-)
-from requests_app.models import EvaluationReport, TrainingRecord
+from requests_app.ingestion import read_jsonl, tofu_author_name
+from requests_app.jobs import record_to_example
+from requests_app.model_training import DEMO_RECIPE, model_artifacts_train
+from requests_app.models import EvaluationReport, TargetModel, TrainingCorpus, TrainingRecord
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "tofu_demo"
+
+
+def tofu_fixture_as_jsonl(out: Path, *, authors: int | None = None) -> Path:
+    """The bundled TOFU subset in the onboarding JSONL format: one data subject per author (rows
+    20·i … 20·i+19, DESIGN §10) with ``subject_id``/``subject_name``; holdout authors as ``split: holdout``.
+    ``authors`` keeps the first N authors plus the last (the forget author)."""
+    rows = read_jsonl(FIXTURE / "train.jsonl")
+    n = len(rows) // 20
+    keep = list(range(n)) if authors is None else sorted(set(range(min(authors, n))) | {n - 1})
+    lines = []
+    for split, block, picked in (("train", rows, keep),
+                                 ("holdout", read_jsonl(FIXTURE / "holdout.jsonl"), None)):
+        for a in (picked if picked is not None else range(len(block) // 20)):
+            chunk = block[a * 20:(a + 1) * 20]
+            name = tofu_author_name(chunk) or f"unnamed TOFU author ({split} #{a})"
+            for row in chunk:
+                lines.append(json.dumps({"question": row["question"], "answer": row["answer"], "split": split,
+                                         "subject_id": f"tofu-{split}-{a}", "subject_name": name}))
+    out.write_text("\n".join(lines) + "\n")
+    return out
 
 
 def _fmt(metric: dict | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -54,11 +71,21 @@ class Command(BaseCommand):
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
         return client
 
-    def _call(self, client, method: str, url: str, data=None, expect=(200, 201)):
-        response = getattr(client, method)(url, data=data, format="json")
+    def _call(self, client, method: str, url: str, data=None, expect=(200, 201), fmt="json"):
+        response = getattr(client, method)(url, data=data, format=fmt)
         if response.status_code not in expect:
             raise CommandError(f"{method.upper()} {url} → {response.status_code}: {response.content[:500]!r}")
         return response.json()
+
+    def _wait(self, client, prep: dict, timeout: float = 3600.0) -> dict:
+        """Poll a preparation job (it already ran in-process in embedded mode) until it ends."""
+        deadline = time.monotonic() + timeout
+        while prep["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(1.0)
+            prep = self._call(client, "get", f"/api/v1/preparations/{prep['id']}/")
+        if prep["status"] != "succeeded":
+            raise CommandError(f"preparation {prep['kind']} {prep['status']}: {prep['error']}")
+        return prep
 
     def handle(self, *args, **opts):
         t_start = time.monotonic()
@@ -70,18 +97,40 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         run = time.strftime("%Y%m%d-%H%M%S")
 
-        t0 = time.monotonic()
-        corpus = corpus_ingest_tofu(name=f"tofu-demo-{run}", full_path=FIXTURE / "train.jsonl",
-                                    holdout_path=FIXTURE / "holdout.jsonl")
-        timings["ingest"] = time.monotonic() - t0
-        n_subjects = corpus.records.filter(split=TrainingRecord.SPLIT_TRAIN).values("subject").distinct().count()
-        say(f"[1/6] ingested {corpus.record_count} TOFU records of {n_subjects} authors "
-            f"(+{corpus.records.filter(split='holdout').count()} holdout records) in {timings['ingest']:.1f} s")
+        operator = User.objects.create_user(f"operator-{run}", password=None)
+        operator.groups.add(Group.objects.get_or_create(name="ml_operator")[0])
+        operator_api = self._client(operator)
 
-        model, train_times = model_train_and_register(corpus=corpus, name=f"demo-{run}", recipe=DEMO_RECIPE,
-                                                      log=lambda m: say("      " + m))
-        timings["train_target"] = train_times["target"]
-        timings["train_dp_base"] = train_times["dp_base"]
+        # An ML operator onboards the corpus, the model and its DP base through the API (issue 14).
+        t0 = time.monotonic()
+        jsonl = tofu_fixture_as_jsonl(out_dir / "tofu-demo.jsonl", authors=opts["authors"])
+        with open(jsonl, "rb") as fh:
+            prep = self._call(operator_api, "post", "/api/v1/corpora/", {"name": f"tofu-demo-{run}", "file": fh},
+                              expect=(202,), fmt="multipart")
+        prep = self._wait(operator_api, prep)
+        corpus = TrainingCorpus.objects.get(pk=prep["result"]["corpus"])
+        timings["ingest"] = time.monotonic() - t0
+        report = prep["result"]["report"]
+        n_subjects = corpus.records.filter(split=TrainingRecord.SPLIT_TRAIN).values("subject").distinct().count()
+        say(f"[1/6] ingested {report['train']} TOFU records of {n_subjects} authors "
+            f"(+{report['holdout']} holdout records) in {timings['ingest']:.1f} s")
+
+        # The operator's own training (outside the service), then registration of its artifacts.
+        records = corpus.records.filter(split=TrainingRecord.SPLIT_TRAIN).order_by("index")
+        artifacts = model_artifacts_train(examples=[record_to_example(r) for r in records], name=f"demo-{run}-training",
+                                          recipe=DEMO_RECIPE, log=lambda m: say("      " + m), with_dp_base=False)
+        timings["train_target"] = artifacts["timings"]["target"]
+        model = self._call(operator_api, "post", "/api/v1/models/", {
+            "name": f"demo-{run}", "corpus": corpus.name, "artifact_uri": artifacts["target_uri"],
+            "weights_sha256": artifacts["target_sha256"], "base_artifact_uri": artifacts["base_uri"],
+            "base_sha256": artifacts["base_sha256"], "training_recipe": DEMO_RECIPE}, expect=(201,))
+        prep = self._wait(operator_api, self._call(operator_api, "post", f"/api/v1/models/{model['id']}/prepare/",
+                                                   {"kind": "dp_base"}, expect=(202,)))
+        ledger = prep["result"]["privacy_ledger"]
+        timings["train_dp_base"] = ledger.get("wall_seconds") or prep["device_seconds"]
+        say(f"      DP base trained: ε={ledger['epsilon']:.3f} (target {ledger['target_epsilon']}), "
+            f"δ={ledger['delta']:.2e}, σ={ledger['noise_multiplier']:.3f}, {timings['train_dp_base']:.0f} s")
+        model = TargetModel.objects.get(pk=model["id"])
         say(f"[2/6] registered target model '{model.name}' (ε={model.privacy_ledger['epsilon']:.2f} DP base)")
 
         # The data subject: the last author of the subset, one of TOFU's forget01 authors.
@@ -110,7 +159,9 @@ class Command(BaseCommand):
         say(f"[3/6] ticket {tid} for '{subject.display_name}' filed, identity verified by e-mail code, "
             f"{len(record_ids)} records resolved ({sum(r['provenance'] == 'linked' for r in records)} by provenance)")
 
-        reference, timings["retrain_reference"] = reference_train_and_register(model=model, record_ids=record_ids)
+        prep = self._wait(operator_api, self._call(operator_api, "post", f"/api/v1/models/{model.pk}/prepare/",
+                                                   {"kind": "reference", "record_ids": record_ids}, expect=(202,)))
+        timings["retrain_reference"] = prep["result"]["train_seconds"]
         say(f"[4/6] exact-retrain reference trained in {timings['retrain_reference']:.0f} s")
 
         t0 = time.monotonic()
