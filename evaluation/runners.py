@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearning_engine.data import Example, format_example
+from unlearning_engine.data import Example
 from unlearning_engine.errors import CollapseError
 from unlearning_engine.methods import UnlearningRequest, run_unlearning
 from unlearning_engine.modeling import (
@@ -59,8 +59,8 @@ from unlearning_engine.modeling import (
     build_model,
     load_artifact,
     save_artifact,
-    train_tokenizer,
 )
+from unlearning_engine.public_tokenizer import public_tokenizer
 
 from .datafiles import default_data_dir
 from .mia import privleak_metric
@@ -200,7 +200,7 @@ class Setup:
 
 
 #: Presets whose base is the real pre-trained SmolLM2-135M-Instruct (DESIGN §10) instead of a
-#: model built from scratch with a tokenizer trained on the subset.
+#: model built from scratch with the public WikiText-2 tokenizer.
 SMOLLM2_PRESETS = ("smollm2-135m-lora",)
 
 
@@ -220,7 +220,9 @@ def _recipe(cfg: RunnerConfig) -> dict:
         return {"tokenizer": "SmolLM2-135M-Instruct", "model": {"preset": cfg.preset,
                                                                 "base": "SmolLM2-135M-Instruct"},
                 "target": target, "dp_base": dp}
-    return {"tokenizer": {"vocab_size": PRESET_VOCAB[cfg.preset]}, "model": {"preset": cfg.preset},
+    # public tokenizer (WikiText-2 BPE), never the private corpus (issue 12 item 3)
+    return {"tokenizer": {"source": "wikitext2", "vocab_size": PRESET_VOCAB[cfg.preset]},
+            "model": {"preset": cfg.preset},
             "target": target, "dp_base": dp}
 
 
@@ -264,7 +266,7 @@ def prepare_setup(cfg: RunnerConfig, k: int, log=print, progress=None) -> Setup:
         if not link.exists():
             link.symlink_to(export_smollm2().resolve(), target_is_directory=True)
     else:
-        tok = train_tokenizer([format_example(e) for e in corpus], **recipe["tokenizer"])
+        tok = public_tokenizer(**recipe["tokenizer"])
         save_artifact(build_model(tok, cfg.preset, seed=cfg.seed), tok, sdir / "base")
     model, tok = load_artifact(sdir / "base", cfg.device)
     t1 = time.perf_counter()
@@ -286,6 +288,7 @@ def prepare_setup(cfg: RunnerConfig, k: int, log=print, progress=None) -> Setup:
     info = {"dir": str(sdir), "authors": authors, "forget_candidates": cands,
             "records": len(corpus), "holdout_records": len(holdout), "recipe": recipe,
             "seed": cfg.seed, "dp_ledger": ledger.to_dict(),
+            "tokenizer_provenance": getattr(tok, "tokenizer_provenance", None),
             "seconds": {"tokenizer_base": round(t1 - t0, 2), "target": round(t2 - t1, 2),
                         "dp_base": round(t3 - t2, 2)}}
     meta.write_text(json.dumps(info, indent=1))

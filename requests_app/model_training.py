@@ -14,9 +14,10 @@ from pathlib import Path
 from django.conf import settings
 
 from unlearning_engine import UnlearningRequest, run_unlearning
-from unlearning_engine.data import format_example
 from unlearning_engine.modeling import DEMO_RECIPE as ENGINE_DEMO_RECIPE
-from unlearning_engine.modeling import build_model, count_parameters, save_artifact, train_tokenizer
+from unlearning_engine.modeling import build_model, count_parameters, save_artifact
+from unlearning_engine.provenance import describe, read_provenance, require_public_tokenizer
+from unlearning_engine.public_tokenizer import DEFAULT_SOURCE, public_tokenizer
 from unlearning_engine.training import train_causal_lm
 
 from . import selectors, services
@@ -35,6 +36,7 @@ def recipe_from_engine(engine_recipe: dict, seed: int = 0) -> dict:
     return {
         "preset": r["model"]["preset"],
         "vocab_size": r["tokenizer"]["vocab_size"],
+        "tokenizer_source": r["tokenizer"].get("source", DEFAULT_SOURCE),
         "seed": seed,
         "target": r["target"],
         "dp_base": r["dp_base"],
@@ -53,24 +55,41 @@ def _timed(fn, *args, **kwargs):
     return out, time.monotonic() - t0
 
 
+def model_tokenizer(recipe: dict):
+    """The public tokenizer of ``recipe`` (``tokenizer_source``, default WikiText-2; ``vocab_size``).
+
+    Takes no training records: the vocabulary cannot depend on the corpus, the forget set included
+    (issue 12 item 3). Its ``tokenizer_provenance`` is kind ``"public_corpus"``.
+
+    Raises:
+        services.ServiceError: unknown source, bad vocabulary size, or the public corpus is missing.
+    """
+    try:
+        return public_tokenizer(int(recipe["vocab_size"]), recipe.get("tokenizer_source", DEFAULT_SOURCE))
+    except (ValueError, FileNotFoundError) as exc:
+        raise services.ServiceError(f"tokenizer: {exc}") from exc
+
+
 def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None,
                           with_dp_base: bool = True) -> dict:
-    """Train tokenizer, base, target (non-DP) and DP base; put them in the store. No database access.
+    """Public tokenizer, then base, target (non-DP) and DP base; put them in the store. No database access.
 
-    The tokenizer's provenance (``unlearning_engine.provenance``) is read from the base artifact by
-    :func:`requests_app.preparation.dp_base_train` and goes into the privacy ledger.
+    Returns a dict with the artifacts' URIs and sha256, the privacy ledger (with
+    ``tokenizer_provenance``: kind, name, sha256 of tokenizer.json, source digests), the
+    architecture, the tokenizer description and the timings (seconds) per stage.
+    ``with_dp_base=False`` skips the DP base (the operator path prepares it later through a
+    ``dp_base`` preparation job, issue 14).
 
-    Returns a dict with the artifacts' URIs and sha256, the privacy ledger, the architecture, the
-    tokenizer description and the timings (seconds) per stage. ``with_dp_base=False`` skips the DP
-    base (the operator path prepares it later through a ``dp_base`` preparation job, issue 14).
+    Raises:
+        services.ServiceError: no public tokenizer for the recipe (before any training).
+        unlearning_engine.UnlearningInputError: the tokenizer's provenance is not public.
     """
     store = artifact_store()
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as tmp:
         tmp = Path(tmp)
-        tokenizer, timings["tokenizer"] = _timed(
-            train_tokenizer, [format_example(e) for e in examples], vocab_size=recipe["vocab_size"]
-        )
+        tokenizer, timings["tokenizer"] = _timed(model_tokenizer, recipe)
+        require_public_tokenizer(tokenizer.tokenizer_provenance)
         base = build_model(tokenizer, preset=recipe["preset"], seed=recipe["seed"])
         base_sha = save_artifact(base, tokenizer, tmp / "base")
         log(f"base model: {count_parameters(base):,} parameters, vocabulary {len(tokenizer)}")
@@ -86,22 +105,30 @@ def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda
         common = {"base_uri": store.put_dir(tmp / "base", f"{prefix}/base"), "base_sha256": base_sha,
                   "target_uri": store.put_dir(tmp / "target", f"{prefix}/v0"), "target_sha256": target_sha,
                   "architecture": type(target).__name__,
-                  "tokenizer": f"byte-level BPE, vocabulary {len(tokenizer)}", "timings": timings}
+                  "tokenizer": describe(read_provenance(tmp / "base"), vocab_size=len(tokenizer)),
+                  "tokenizer_provenance": read_provenance(tmp / "base"), "timings": timings}
         if not with_dp_base:
             return common
         d = recipe["dp_base"]
-        ledger, timings["dp_base"] = _timed(dp_base_train, tmp / "base", examples, tmp / "dp_base", recipe=recipe)
+        # what the DP base ships, read back and checked against its tokenizer.json
+        prov = require_public_tokenizer(read_provenance(tmp / "base"))
+        ledger, timings["dp_base"] = _timed(dp_base_train, tmp / "base", examples, tmp / "dp_base", recipe=recipe,
+                                            log=log)
+        shipped = read_provenance(tmp / "dp_base")
+        if shipped != prov:
+            raise services.ServiceError(f"the DP base's tokenizer differs from the base's: {shipped}")
         log(f"DP base trained: ε={ledger.epsilon:.3f} (target {d['target_epsilon']}), δ={ledger.delta:.2e}, "
             f"σ={ledger.noise_multiplier:.3f}, {timings['dp_base']:.0f} s")
         return {**common, "dp_base_uri": store.put_dir(tmp / "dp_base", f"{prefix}/dp_base"),
-                "dp_base_sha256": ledger.weights_sha256, "privacy_ledger": ledger.to_dict()}
+                "dp_base_sha256": ledger.weights_sha256,
+                "privacy_ledger": {**ledger.to_dict(), "tokenizer_provenance": prov}}
 
 
 def model_register_artifacts(*, corpus, name: str, recipe: dict, artifacts: dict, actor="system"):
     """Register a target model from :func:`model_artifacts_train` output."""
     return services.model_register(
         actor=actor, name=name, corpus=corpus, architecture=artifacts["architecture"],
-        tokenizer=f"{artifacts['tokenizer']} trained on '{corpus.name}'", training_recipe=recipe,
+        tokenizer=artifacts["tokenizer"], training_recipe=recipe,
         artifact_uri=artifacts["target_uri"], weights_sha256=artifacts["target_sha256"],
         base_artifact_uri=artifacts["base_uri"], base_sha256=artifacts["base_sha256"],
         dp_base_artifact_uri=artifacts["dp_base_uri"], dp_base_sha256=artifacts["dp_base_sha256"],
@@ -130,6 +157,23 @@ def model_train_and_register(
     return model, artifacts["timings"]
 
 
+def _check_reference_tokenizer(model, reference_dir: Path) -> None:
+    """The exact-retrain reference must ship the base's tokenizer (the one in the privacy ledger):
+    a reference with another vocabulary would be neither exact nor comparable.
+
+    Raises:
+        services.ServiceError: the reference's tokenizer.json differs from the recorded one.
+    """
+    recorded = (model.privacy_ledger or {}).get("tokenizer_provenance")
+    if not recorded:  # a model registered before tokenizer provenance was recorded
+        return
+    shipped = read_provenance(reference_dir)
+    if shipped.get("sha256") != recorded.get("sha256"):
+        raise services.ServiceError(
+            f"the exact-retrain reference's tokenizer (sha256 {shipped.get('sha256', '')[:12]}, "
+            f"{shipped['kind']}) is not the model's ({recorded.get('sha256', '')[:12]})")
+
+
 def reference_train_and_register(*, model, record_ids: list[int], actor="system") -> tuple:
     """Exact ``retrain`` reference for the forget set ``record_ids`` (DESIGN §7 PrivLeak reference).
 
@@ -152,6 +196,7 @@ def reference_train_and_register(*, model, record_ids: list[int], actor="system"
             retain=[record_to_example(r) for r in retain_records], base_dir=str(base_dir),
             hyperparameters=(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
         ))
+        _check_reference_tokenizer(model, Path(tmp) / "model")
         uri = artifact_store().put_dir(Path(tmp) / "model", f"models/{model.name}/references/{digest[:16]}")
     version = services.model_register_reference(
         actor=actor, model=model, artifact_uri=uri, weights_sha256=result.weights_sha256, forget_set_sha256=digest

@@ -27,10 +27,13 @@ from .modeling import (
                       load_artifact,
                       load_smollm2,
                       save_artifact,
+                      train_private_corpus_tokenizer,
                       train_tokenizer,
                       weights_sha256,
 )
 from .presets import PRESET_HP, preset_hyperparameters
+from .provenance import read_provenance, require_public_tokenizer
+from .public_tokenizer import public_tokenizer
 from .training import Progress, TrainStats, train_causal_lm
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "UnlearningRequest", "UnlearningResult", "available_methods", "get_method", "method_defaults",
     "run_unlearning", "PRESET_HP", "preset_hyperparameters",
     "DEMO_RECIPE", "PRESETS", "build_model", "count_parameters", "load_artifact", "load_smollm2",
-    "save_artifact", "train_tokenizer",
+    "save_artifact", "train_tokenizer", "train_private_corpus_tokenizer",
+    "public_tokenizer", "read_provenance", "require_public_tokenizer",
     "weights_sha256", "Progress", "TrainStats", "train_causal_lm",
 ]

