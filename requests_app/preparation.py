@@ -78,7 +78,13 @@ def _recipe_with_dp_defaults(model: TargetModel, params: dict) -> dict:
     from unlearning_engine.modeling import DEMO_RECIPE
 
     recipe = dict(model.training_recipe or {})
-    recipe["dp_base"] = {**DEMO_RECIPE["dp_base"], **(recipe.get("dp_base") or {}), **(params.get("dp_base") or {})}
+    merged: dict = {}
+    for layer in (DEMO_RECIPE["dp_base"], recipe.get("dp_base") or {}, params.get("dp_base") or {}):
+        if "batch_size" in layer or "sample_rate" in layer:  # one batch rule: a later layer's wins whole
+            merged.pop("batch_size", None)
+            merged.pop("sample_rate", None)
+        merged.update(layer)
+    recipe["dp_base"] = merged
     return recipe
 
 

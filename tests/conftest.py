@@ -14,7 +14,9 @@ TEST_RECIPE = {
     "vocab_size": 384,
     "seed": 0,
     "target": {"epochs": 2, "lr": 3e-3, "batch_size": 16},
-    "dp_base": {"target_epsilon": 8.0, "epochs": 1, "lr": 3e-3, "batch_size": 32, "max_grad_norm": 1.0},
+    # 4 subjects are too few privacy units for subject-level DP: the tiny test model uses the record unit
+    "dp_base": {"target_epsilon": 8.0, "epochs": 1, "lr": 3e-3, "batch_size": 32, "max_grad_norm": 1.0,
+                "privacy_unit": "record"},
     # the 1-epoch test model is degenerate by design: collapse detection has its own test
     "methods": {
         "retrain": {"epochs": 1, "lr": 3e-3, "batch_size": 16, "collapse_check": False},

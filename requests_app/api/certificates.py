@@ -81,4 +81,6 @@ class CertificateVerifyView(APIView):
         payload = document.get("payload") if isinstance(document.get("payload"), dict) else {}
         document_type = {"erasure-certificate/1": "erasure_certificate",
                          "suppression-notice/1": "suppression_notice"}.get(payload.get("schema"))
-        return Response({**result.to_dict(), "document_type": document_type if result.valid else None})
+        # a document without the fields of a certificate is bad input (400), a wrong signature is an answer (200)
+        status = 400 if str(result.reason).startswith("malformed") else 200
+        return Response({**result.to_dict(), "document_type": document_type if result.valid else None}, status=status)

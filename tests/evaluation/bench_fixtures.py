@@ -60,7 +60,7 @@ def write_tofu(root: Path, n: int = 6) -> Path:
         return row
 
     _jsonl(root / "forget01_perturbed.json", [pert(i, 5) for i in range(n)])
-    _jsonl(root / "retain_perturbed.json", [pert(i + 20, 5) for i in range(n)])
+    _jsonl(root / "retain_perturbed.json", [pert(i + 6, 5) for i in range(n)])  # disjoint from forget (n ≤ 6)
     _jsonl(root / "real_authors_perturbed.json", [pert(i + 40, 3, False) for i in range(n)])
     _jsonl(root / "world_facts_perturbed.json", [pert(i + 60, 3, False) for i in range(n)])
     _jsonl(root / "holdout01.json", [

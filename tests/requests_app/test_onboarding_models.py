@@ -171,7 +171,7 @@ def test_dp_base_checks_before_queueing(api, users, trained_artifacts, corpus, s
         weights_sha256=trained_artifacts["target_sha256"], base_artifact_uri=trained_artifacts["base_uri"],
         base_sha256=trained_artifacts["base_sha256"], training_recipe=recipe)
     r = _run_prepare(api, few, django_capture_on_commit_callbacks, kind="dp_base")
-    assert r.status_code == 400 and "at least 32 subjects" in r.json()["detail"] and "has 4" in r.json()["detail"]
+    assert r.status_code == 400 and "at least 20 subjects" in r.json()["detail"] and "has 4" in r.json()["detail"]
     assert not PreparationJob.objects.exists()
 
 
@@ -180,7 +180,7 @@ def test_dp_base_failure_in_the_engine_is_a_failed_job_with_the_reason(api, user
     r = _run_prepare(api, target_model, django_capture_on_commit_callbacks, kind="dp_base",
                      dp_base={"batch_size": 500})
     job = PreparationJob.objects.get(public_id=r.json()["id"])
-    assert job.status == JobStatus.FAILED and "batch_size must be in [1, N)" in job.error
+    assert job.status == JobStatus.FAILED and "batch_size (expected units per step) must be in [1, N)" in job.error
     target_model.refresh_from_db()
     assert target_model.dp_base_sha256 == selectors.model_default().dp_base_sha256  # unchanged
 
