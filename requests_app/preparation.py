@@ -56,10 +56,9 @@ def dp_base_train(base_dir, examples: list, out_dir, *, recipe: dict, progress=N
     Returns the engine's ``PrivacyLedger``. Raises ``UnlearningInputError`` (too few units, δ ≥ 1/N,
     tokenizer not public…) or ``ServiceError`` (memory budget).
     """
-    from unlearning_engine.provenance import read_provenance
-
     from unlearning_engine.dp import train_dp_base
     from unlearning_engine.modeling import load_artifact
+    from unlearning_engine.provenance import read_provenance
 
     from .memory import dp_physical_batch_plan
 
