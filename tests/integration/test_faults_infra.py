@@ -153,7 +153,7 @@ def test_redis_restarted_mid_job_the_job_still_finishes_once(fast_heartbeats, se
     own_redis.restart()
     restart_s = time.monotonic() - t0
     assert _job(job.pk).status == JobStatus.RUNNING  # the broker outage did not touch the running job
-    assert wait_for(lambda: _job(job.pk).status in FINAL, timeout=300), worker_pool.logs()
+    assert wait_for(lambda: _job(job.pk).status in FINAL, timeout=600), worker_pool.logs()
     job.refresh_from_db()
     ticket.refresh_from_db()
     _assert_ended_by_verdict(job)
