@@ -83,6 +83,20 @@ def test_run_evaluation_tofu_in_process(saved_model, tmp_path):
     assert parse_overrides(["a=1", "b=x", "c=[1, 2]"]) == {"a": 1, "b": "x", "c": [1, 2]}
 
 
+def test_make_profile_named_tofu_profiles():
+    """``--profile tofu`` keeps its ds_size 300 unless ``--limit`` or ``--set limit=null``
+    says otherwise; ``tofu_paper`` evaluates every row by default."""
+    t = make_profile("tofu", forget_split="forget05")
+    assert (t.name, t.limit, t.forget_split, t.truth_ratio_mean) == (
+        "tofu", 300, "forget05", "geometric")
+    assert make_profile("tofu", limit=7).limit == 7
+    assert make_profile("tofu", overrides={"limit": None}).limit is None
+    p = make_profile("tofu_paper", seed=3)
+    assert (p.name, p.limit, p.seed, p.truth_ratio_mean) == ("tofu_paper", None, 3, "arithmetic")
+    with pytest.raises(ValueError, match="name"):
+        make_profile("tofu", overrides={"name": "tofu_paper"})
+
+
 def test_load_model_fallback(saved_model, monkeypatch):
     import unlearning_engine.modeling as modeling
 
