@@ -83,6 +83,10 @@ def _is_tofu(profile: str) -> bool:
     return profile in ("tofu", "tofu_paper")
 
 
+#: Settings that change the per-question truth ratios (Forget Quality needs them equal).
+_TOFU_SCORING_KEYS = ("name", "truth_ratio_mean", "score_eos", "question_template",
+                      "answer_prefix", "scoring_max_length", "truth_ratio_base")
+
 _PROTECTED = {"name", "revision", "benchmark", "data_dir", "splits", "context_length", "tokenizer_name",
               "tokenizer_vocab_digest", "library_versions"}
 
@@ -206,6 +210,14 @@ def run_evaluation(
             report.setdefault("warnings", []).append(
                 "the retrained reference was evaluated on different rows or files for "
                 f"{', '.join(differ)}: its AUC / truth ratios are not a like-for-like reference")
+        if _is_tofu(profile):
+            mp, tp = report["profile"], retrained_report.get("profile") or {}
+            changed = [k for k in _TOFU_SCORING_KEYS if mp.get(k) != tp.get(k)]
+            if changed:
+                report.setdefault("warnings", []).append(
+                    f"the retrained reference was evaluated with TOFU profile {tp.get('name')!r}"
+                    f" (differs in {', '.join(changed)}): its truth ratios are not comparable "
+                    "and Forget Quality mixes two definitions")
     report["timing"]["wall_seconds_including_reference"] = round(time.perf_counter() - t0, 3)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

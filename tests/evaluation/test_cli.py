@@ -69,6 +69,11 @@ def test_run_evaluation_tofu_in_process(saved_model, tmp_path):
     assert rep["metrics"]["forget_quality"]["value"] == pytest.approx(1.0)
     assert rep["privleak"]["reference_type"] == "retrain"
     assert rep["retrained"]["metrics"] == r0["metrics"] and "warnings" not in rep
+    # a reference evaluated with another TOFU profile is flagged (issue 24)
+    paper = tmp_path / "retrained_paper.json"
+    run_evaluation(saved_model, "tofu_paper", out=paper, **kw)
+    mixed = run_evaluation(saved_model, "tofu", retrained=paper, **kw)
+    assert any("'tofu_paper'" in w and "truth_ratio_mean" in w for w in mixed["warnings"])
     other = run_evaluation(saved_model, "tofu", retrained=ret, limit=4, **kw)
     assert "different rows" in other["warnings"][0] and "WARNING" in format_table(other)
     table = format_table(rep)
