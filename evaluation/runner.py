@@ -128,6 +128,30 @@ def _evaluate(model, tok, profile: str, data_dir: Path, settings, **ref) -> dict
     return evaluate_tofu(model, tok, data_dir, profile=settings, **ref)
 
 
+def _reference_warnings(report: dict, retrained_report: dict, profile: str) -> list[str]:
+    """Why the retrained reference is not like-for-like: other rows or files of the forget /
+    holdout splits, or (TOFU) another profile's truth-ratio settings."""
+    out = []
+    keys = ("privleak_forget", "privleak_holdout") if profile == "muse_news" else (
+        "forget", "holdout")
+    mine = report["profile"].get("splits") or {}
+    theirs = (retrained_report.get("profile") or {}).get("splits") or {}
+    differ = [k for k in keys if (mine.get(k) or {}).get("indices_sha256") != (
+        theirs.get(k) or {}).get("indices_sha256") or (mine.get(k) or {}).get("sha256")
+        != (theirs.get(k) or {}).get("sha256")]
+    if differ:
+        out.append("the retrained reference was evaluated on different rows or files for "
+                   f"{', '.join(differ)}: its AUC / truth ratios are not a like-for-like reference")
+    if _is_tofu(profile):
+        mp, tp = report["profile"], retrained_report.get("profile") or {}
+        changed = [k for k in _TOFU_SCORING_KEYS if mp.get(k) != tp.get(k)]
+        if changed:
+            out.append(f"the retrained reference was evaluated with TOFU profile {tp.get('name')!r}"
+                       f" (differs in {', '.join(changed)}): its truth ratios are not comparable "
+                       "and Forget Quality mixes two definitions")
+    return out
+
+
 def run_evaluation(
     model_dir: str | Path,
     profile: str = "muse_news",
@@ -199,25 +223,8 @@ def run_evaluation(
     report = {"model": info, **report}
     if retrained_report is not None:
         report["retrained"] = retrained_report
-        keys = ("privleak_forget", "privleak_holdout") if profile == "muse_news" else (
-            "forget", "holdout")
-        mine = report["profile"].get("splits") or {}
-        theirs = (retrained_report.get("profile") or {}).get("splits") or {}
-        differ = [k for k in keys if (mine.get(k) or {}).get("indices_sha256") != (
-            theirs.get(k) or {}).get("indices_sha256") or (mine.get(k) or {}).get("sha256")
-            != (theirs.get(k) or {}).get("sha256")]
-        if differ:
-            report.setdefault("warnings", []).append(
-                "the retrained reference was evaluated on different rows or files for "
-                f"{', '.join(differ)}: its AUC / truth ratios are not a like-for-like reference")
-        if _is_tofu(profile):
-            mp, tp = report["profile"], retrained_report.get("profile") or {}
-            changed = [k for k in _TOFU_SCORING_KEYS if mp.get(k) != tp.get(k)]
-            if changed:
-                report.setdefault("warnings", []).append(
-                    f"the retrained reference was evaluated with TOFU profile {tp.get('name')!r}"
-                    f" (differs in {', '.join(changed)}): its truth ratios are not comparable "
-                    "and Forget Quality mixes two definitions")
+        for w in _reference_warnings(report, retrained_report, profile):
+            report.setdefault("warnings", []).append(w)
     report["timing"]["wall_seconds_including_reference"] = round(time.perf_counter() - t0, 3)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
