@@ -329,6 +329,8 @@ class Certificate(models.Model):
     key_id = models.CharField(max_length=64)
     algorithm = models.CharField(max_length=16, default="Ed25519")
     issued_at = models.DateTimeField()
+    transparency = models.JSONField(null=True, blank=True, help_text=(
+        "audit-inclusion/1 block: the signed tree head and the inclusion proof of the issuance event"))
 
     class Meta:
         constraints = [
@@ -351,15 +353,19 @@ class Certificate(models.Model):
 
     def as_document(self) -> dict:
         """The signed document as published: ``{payload, signature, key_id, algorithm}``
-        (the payload from ``signed_payload`` when present: exactly what was signed)."""
+        (the payload from ``signed_payload`` when present: exactly what was signed), plus
+        ``transparency`` (the audit-log inclusion proof of its issuance event) when it has one."""
         import json
 
-        return {
+        document = {
             "payload": json.loads(self.signed_payload) if self.signed_payload else self.payload,
             "signature": self.signature,
             "key_id": self.key_id,
             "algorithm": self.algorithm,
         }
+        if self.transparency:
+            document["transparency"] = self.transparency
+        return document
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -371,10 +377,15 @@ class AuditEventQuerySet(models.QuerySet):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained audit trail: hash = sha256(prev_hash || canonical_json(event)).
+    """Append-only audit trail, sealed into a verifiable log (``requests_app.audit_log``).
 
-    Kept at least 24 months (CCPA regulations §7101). Updates and deletes are refused by the ORM
-    here and, on PostgreSQL, by a trigger (migration 0002).
+    ``id`` is taken from the table's sequence inside the mutation's transaction; ``hash`` is the
+    event's RFC 6962 leaf hash, ``SHA-256(0x00 || canonical_json(id, timestamp, actor, verb,
+    object_type, object_id, before, after))`` (``evaluation.audit_log``). ``prev_hash`` is empty for
+    events recorded since migration 0008; older events keep their hash chain
+    (``hash = sha256(prev_hash || canonical_json(event))``). Kept at least 24 months (CCPA regulations
+    §7101). Updates and deletes are refused by the ORM here and, on PostgreSQL, by a trigger
+    (migration 0002).
     """
 
     timestamp = models.DateTimeField()
@@ -384,7 +395,7 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
     hash = models.CharField(max_length=64, unique=True)
 
     objects = AuditEventQuerySet.as_manager()
@@ -393,12 +404,75 @@ class AuditEvent(models.Model):
         ordering = ["id"]
 
     def save(self, *args, **kwargs):
-        if self.pk is not None:
+        if not self._state.adding:
             raise PermissionError("audit events are append-only")
+        kwargs["force_insert"] = True  # the id comes from the sequence before the insert
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
+
+
+class AuditLeaf(models.Model):
+    """One leaf of the audit log's Merkle tree: event ``event_id`` at ``leaf_index`` (RFC 6962 §2.1).
+
+    Written by the sealer only (``audit_log.audit_log_seal``), append-only like the events (ORM and,
+    on PostgreSQL, the trigger of migration 0008). ``event`` has no database foreign key on purpose:
+    a deleted event must leave its leaf behind so that the verifier can name it.
+    """
+
+    leaf_index = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(AuditEvent, on_delete=models.DO_NOTHING, db_constraint=False, related_name="leaf")
+    leaf_hash = models.CharField(max_length=64)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["leaf_index"]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("audit log leaves are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit log leaves are append-only")
+
+
+class SignedTreeHead(models.Model):
+    """A signed tree head of the audit log (schema ``audit-tree-head/1``, ``evaluation.audit_log``):
+    tree size, root hash, time, Ed25519 signature with the certificate keys. ``frontier`` holds the
+    roots of the perfect subtrees of the size's binary decomposition (hex, largest first), so that
+    the next seal appends without reading old leaves. Append-only."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.CharField(max_length=64)
+    issued_at = models.DateTimeField()
+    signed_payload = models.TextField()
+    signature = models.TextField()
+    key_id = models.CharField(max_length=64)
+    algorithm = models.CharField(max_length=16, default="Ed25519")
+    frontier = models.JSONField(default=list)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tree_size"]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("signed tree heads are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("signed tree heads are append-only")
+
+    def as_document(self) -> dict:
+        """The signed tree head as published: ``{payload, signature, key_id, algorithm}``."""
+        import json
+
+        return {"payload": json.loads(self.signed_payload), "signature": self.signature,
+                "key_id": self.key_id, "algorithm": self.algorithm}
 
 
 class WebhookEndpoint(models.Model):

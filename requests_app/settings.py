@@ -223,6 +223,9 @@ CELERY_BEAT_SCHEDULE = {
     "flag-due-soon-tickets": {"task": "requests_app.tasks.tickets_flag_due_soon_task", "schedule": 3600.0},
     "requeue-stale-jobs": {"task": "requests_app.tasks.jobs_requeue_stale_task", "schedule": 30.0},
     "purge-expired-evidence": {"task": "requests_app.tasks.evidence_purge_task", "schedule": 6 * 3600.0},
+    # issue 17: append new audit events to the Merkle log and sign a tree head
+    "seal-audit-log": {"task": "requests_app.tasks.audit_log_seal_task",
+                       "schedule": env.float("AUDIT_LOG_SEAL_SECONDS", default=60.0)},
 }
 
 # Web portal (requests_app/portal): e-mail sign-in links

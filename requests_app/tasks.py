@@ -56,3 +56,12 @@ def jobs_requeue_stale_task() -> dict:
     from .services import jobs_requeue_stale, preparations_requeue_stale
 
     return {**jobs_requeue_stale(), "preparations": preparations_requeue_stale()}
+
+
+@shared_task(name="requests_app.tasks.audit_log_seal_task", ignore_result=True)
+def audit_log_seal_task() -> int:
+    """Periodic (celery beat): seal new audit events into the log; returns the tree size."""
+    from .audit_log import audit_log_seal
+
+    head = audit_log_seal()
+    return head.tree_size if head else 0

@@ -233,7 +233,7 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "document_type", "payload", "signature", "key_id", "algorithm", "issued_at"]
+        fields = ["id", "document_type", "payload", "signature", "key_id", "algorithm", "issued_at", "transparency"]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -246,6 +246,8 @@ class CertificateVerifySerializer(serializers.Serializer):
     signature = serializers.CharField(max_length=200, trim_whitespace=False)
     key_id = serializers.CharField(max_length=200, trim_whitespace=False)
     algorithm = serializers.CharField(max_length=50, trim_whitespace=False)
+    transparency = serializers.DictField(required=False, help_text=(
+        "audit-inclusion/1: the audit log's signed tree head and the inclusion proof of the issuance event"))
 
 
 class HoldSerializer(serializers.Serializer):
