@@ -243,23 +243,24 @@ def _check_leaves(leaves: dict, events: dict, size: int, result: ChainVerificati
                                "a newer tree head was removed")
 
 
-def _check_roots(leaves: dict, sizes: dict, log_size: int, result: ChainVerification) -> None:
-    """Fold the stored leaf hashes once; compare the root at every signed size."""
+def _check_roots(leaves: dict, sizes: dict, result: ChainVerification) -> None:
+    """Fold the stored leaf hashes once; compare the root at every signed size. Heads larger than
+    the stored run of leaves ``0..k-1`` are reported as a truncated log."""
+    available = 0
+    while available in leaves:
+        available += 1
     frontier: list[bytes] = []
     previous = 0
-    wanted = sorted(sizes)
-    for size in wanted:
-        if size > log_size:
+    for size in sorted(sizes):
+        if size > available:
             for label, _ in sizes[size]:
                 result.unmatched_tree_heads.append({"tree_head": label, "tree_size": size,
-                                                    "leaves_from": log_size, "leaves_to": size})
-                result.problems.append(f"{label} signs {size} leaves; the log has {log_size}: the log was truncated")
+                                                    "leaves_from": available, "leaves_to": size})
+                result.problems.append(f"{label} signs {size} leaves; the log holds {available}: "
+                                       "the log was truncated")
             continue
         for index in range(previous, size):
-            row = leaves.get(index)
-            if row is None:
-                return  # reported as a missing leaf; roots beyond it cannot be recomputed
-            frontier = merkle.frontier_append(frontier, index, bytes.fromhex(row[1]))
+            frontier = merkle.frontier_append(frontier, index, bytes.fromhex(leaves[index][1]))
         root = merkle.frontier_root(frontier)
         for label, signed in sizes[size]:
             if signed != root:
@@ -293,7 +294,7 @@ def audit_log_verify(*, anchors=()) -> ChainVerification:
     result.tree_size, result.root_hash = size, heads[-1].root_hash if heads else None
     sizes = _signed_sizes(heads, anchors, keys, result)
     _check_leaves(leaves, events, size, result)
-    _check_roots(leaves, sizes, size, result)
+    _check_roots(leaves, sizes, result)
     sealed = {e for e, _ in leaves.values()}
     result.unsealed = sum(1 for e in events if e not in sealed)
     bad_ids = [r["event_id"] for r in result.missing_events + result.changed_events]
