@@ -240,6 +240,8 @@ class RemovalTicket(models.Model):
                 name="ticket_idempotency_key",
             )
         ]
+        # the duplicate check at submission: the earliest open ticket of the subject in the window
+        indexes = [models.Index(fields=["subject", "received_at"], name="ticket_subject_received")]
         ordering = ["due_at", "id"]
 
     def __str__(self) -> str:

@@ -85,7 +85,8 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
             received_at=v.get("received_at"), evidence_text=v.get("evidence_text", ""),
         )
         log_context_set(ticket_id=ticket.public_id)
-        return Response(s.TicketSerializer(ticket).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(s.TicketSerializer(ticket, context={"new_ticket": created}).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"], url_path="resend-code", throttle_classes=IDENTITY_CODE_THROTTLES)
