@@ -151,3 +151,18 @@ def test_api_tree_head_inclusion_consistency_and_verify(db, api):
     assert not v["valid"] and "given tree head #1: signature does not verify" in v["reason"]
     assert api("owner").get("/api/v1/audit-events/tree-head/").status_code == 403
     assert AuditEvent.objects.count() == 4
+
+
+def test_periodic_task_seals_and_is_scheduled(db, settings):
+    from requests_app.tasks import audit_log_seal_task
+
+    sc.record(2)
+    assert audit_log_seal_task() == 2 and audit_log_seal_task() == 2
+    assert settings.CELERY_BEAT_SCHEDULE["seal-audit-log"]["task"] == "requests_app.tasks.audit_log_seal_task"
+
+
+def test_portal_explains_an_audit_log_proof_failure():
+    from requests_app.portal.presentation import verification_reason_text
+
+    text = verification_reason_text("audit-log proof: the inclusion proof does not lead to the tree head's root hash")
+    assert text.startswith("Its signature is ours, but the proof") and text.endswith("root hash)")
