@@ -35,7 +35,7 @@ from evaluation.certificate import canonical_json, verify_certificate
 from evaluation.certificate_keys import KeySetError
 
 from . import certificate_keys
-from .audit import audit_event_expected_hash, audit_event_leaf
+from .audit import GENESIS_HASH, audit_event_expected_hash, audit_event_leaf
 from .models import AuditEvent, AuditLeaf, Certificate, SignedTreeHead
 
 SEAL_LOCK_KEY = 0x7365616C  # "seal"
@@ -281,12 +281,18 @@ def audit_log_verify(*, anchors=()) -> ChainVerification:
         keys = {}
         result.problems.append(f"the published key set is unusable: {exc}")
     events: dict[int, str] = {}
+    legacy_prev = GENESIS_HASH  # events before migration 0008 also keep their chain links
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         result.checked += 1
         expected = audit_event_expected_hash(event)
         if expected != event.hash:
             result.problems.append(f"event {event.id}: event content does not match its hash")
             result.first_bad_id = result.first_bad_id or event.id
+        if event.prev_hash:
+            if event.prev_hash != legacy_prev:
+                result.problems.append(f"event {event.id}: prev_hash does not match the previous chained event")
+                result.first_bad_id = result.first_bad_id or event.id
+            legacy_prev = event.hash
         events[event.id] = audit_leaf_hash(audit_event_leaf(event)).hex()
     heads = list(SignedTreeHead.objects.order_by("tree_size"))
     leaves = {i: (e, h) for i, e, h in AuditLeaf.objects.values_list("leaf_index", "event_id", "leaf_hash")}

@@ -40,6 +40,13 @@ def test_legacy_chained_events_still_verify(db):
     event.save()
     assert event.hash == hashlib.sha256(GENESIS_HASH.encode() + canonical_json(audit_event_payload(event))).hexdigest()
     assert audit_chain_verify().valid
+    # a second chained event that does not link to the first is reported
+    bad = AuditEvent(timestamp=timezone.now(), actor="old", verb="legacy", object_type="X", object_id="2",
+                     prev_hash="f" * 64)
+    bad.hash = audit_hash(bad.prev_hash, audit_event_payload(bad))
+    bad.save()
+    result = audit_chain_verify()
+    assert not result.valid and result.first_bad_id == bad.id and "prev_hash" in result.reason
 
 
 def test_orm_refuses_update_and_delete(db):
