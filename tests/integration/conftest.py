@@ -96,3 +96,12 @@ def worker_pool(trained_artifacts, tmp_path, settings):
 @pytest.fixture
 def worker(worker_pool):
     return worker_pool.start()
+
+
+@pytest.fixture(autouse=True)
+def _email_inline(monkeypatch):
+    """No e-mail worker runs in these tests: a queued e-mail (``email_send_task``, issue 17) is sent
+    in the test process at commit, so that ``mail.outbox`` holds it as before."""
+    from requests_app import tasks
+
+    monkeypatch.setattr(tasks.email_send_task, "delay", lambda *args: tasks.email_send_task.apply(args=args))
