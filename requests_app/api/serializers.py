@@ -162,7 +162,8 @@ class EvaluationReportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EvaluationReport
-        fields = ["id", "role", "model_version", "forget_set_sha256", "metrics", "profile", "reference_type",
+        fields = ["id", "role", "model_version", "forget_set_sha256", "manifest_sha256", "metrics", "profile",
+                  "reference_type",
                   "verdicts", "passed", "created_at"]
 
 

@@ -44,6 +44,11 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
     model_method_check(ticket.target_model, method)  # issue 14
     first_job = ticket.jobs.order_by("id").first()
     source = first_job.source_version if first_job else selectors.model_serving_version(ticket.target_model)
+    if source is None:
+        raise ServiceError(f"model '{ticket.target_model.name}' has no serving version")
+    from .manifests import ticket_manifest_check
+
+    ticket_manifest_check(ticket=ticket, weights_sha256=source.weights_sha256)  # issue 23: 400 before a job
     with transaction.atomic():
         job = UnlearningJob.objects.create(
             model=ticket.target_model, source_version=source, method=method,
@@ -363,7 +368,8 @@ def job_finish(
         for role, (mv, report) in reports.items():
             EvaluationReport.objects.create(
                 model_version=version if role == "unlearned" else mv, job=locked, role=role,
-                forget_set_sha256=locked.forget_set_sha256, metrics=report.get("metrics", {}),
+                forget_set_sha256=locked.forget_set_sha256, manifest_sha256=report.get("manifest_sha256", ""),
+                metrics=report.get("metrics", {}),
                 profile=report.get("profile", {}),
                 reference_type=verdicts.get("privleak", {}).get("reference_type", "") if role == "unlearned" else "",
                 verdicts=verdicts if role == "unlearned" else {},
