@@ -156,26 +156,34 @@ def dp_memory_estimate(model_config_or_model: Any, trainable_params: int, physic
 
 
 def choose_physical_batch(budget_bytes: int, model_config_or_model: Any, trainable_params: int, seq_len: int,
-                          *, max_batch: int = DEFAULT_MAX_PHYSICAL_BATCH) -> int:
+                          *, max_batch: int = DEFAULT_MAX_PHYSICAL_BATCH, min_batch: int = 1) -> int:
     """Largest physical batch in ``[1, max_batch]`` whose :func:`dp_memory_estimate` fits ``budget_bytes``.
 
+    ``min_batch``: rows the step needs in one batch whatever the choice (the largest privacy unit,
+    which is never split); it must fit too, and it is the answer when it exceeds ``max_batch``.
+
     Raises:
-        MemoryBudgetError: a batch of 1 already exceeds the budget (message: the estimate, the
-            budget, and what to change).
-        UnlearningInputError: non-positive budget or ``max_batch``.
+        MemoryBudgetError: a batch of ``max(1, min_batch)`` rows already exceeds the budget (message:
+            the estimate, the budget, and what to change).
+        UnlearningInputError: non-positive budget, ``max_batch`` or ``min_batch``.
     """
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
         raise UnlearningInputError(f"budget_bytes must be a positive integer, got {budget_bytes!r}")
-    if max_batch < 1:
-        raise UnlearningInputError(f"max_batch must be >= 1, got {max_batch}")
-    one = dp_memory_estimate(model_config_or_model, trainable_params, 1, seq_len)
+    if max_batch < 1 or min_batch < 1:
+        raise UnlearningInputError(f"max_batch and min_batch must be >= 1, got {max_batch}, {min_batch}")
+    one = dp_memory_estimate(model_config_or_model, trainable_params, min_batch, seq_len)
     if one > budget_bytes:
+        rows = ("a physical batch of 1" if min_batch == 1 else
+                f"a physical batch of {min_batch} rows (one data subject's records, never split; lower "
+                f"max_records_per_unit)")
         raise MemoryBudgetError(
-            f"DP training needs an estimated {one / 2**20:,.0f} MiB even with a physical batch of 1 "
+            f"DP training needs an estimated {one / 2**20:,.0f} MiB even with {rows} "
             f"({trainable_params:,} trainable parameters, sequences of {seq_len} tokens), above the memory "
             f"budget of {budget_bytes / 2**20:,.0f} MiB (DP_MEMORY_BUDGET_BYTES). Use LoRA (fewer trainable "
             f"parameters), shorter sequences, a smaller model, or raise the budget on a worker with more memory.")
-    lo, hi = 1, max_batch
+    if min_batch >= max_batch:
+        return min_batch
+    lo, hi = min_batch, max_batch
     while lo < hi:  # the estimate grows with the batch: binary search the largest that fits
         mid = (lo + hi + 1) // 2
         if dp_memory_estimate(model_config_or_model, trainable_params, mid, seq_len) <= budget_bytes:

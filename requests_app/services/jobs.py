@@ -19,7 +19,13 @@ from ..models import (
     UnlearningJob,
 )
 from ..workflow import ALLOWED_TRANSITIONS, TransitionError
-from .common import ServiceError, _job_enqueue_on_commit, _ticket_transition, _tickets_advance  # noqa: F401
+from .common import (  # noqa: F401
+    LOST_WORKER_HINT,
+    ServiceError,
+    _job_enqueue_on_commit,
+    _ticket_transition,
+    _tickets_advance,
+)
 from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
@@ -112,7 +118,7 @@ def _job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
             reason = f"the job cannot run: {unrunnable}"
             fail = True
         elif job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            reason = f"gave up after {job.attempts} attempts (the worker was lost each time)"
+            reason = f"gave up after {job.attempts} attempts (the worker was lost each time)" + LOST_WORKER_HINT
             fail = True
         else:
             fail = False
@@ -163,7 +169,7 @@ def jobs_requeue_stale(*, now=None) -> dict:
     for job in candidates:
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
             job_fail(job=job, reason=f"gave up after {job.attempts} attempts (no heartbeat for "
-                                     f"{settings.JOB_HEARTBEAT_TIMEOUT} s each time)")
+                                     f"{settings.JOB_HEARTBEAT_TIMEOUT} s each time)" + LOST_WORKER_HINT)
             out["failed"] += 1
             continue
         with transaction.atomic():
