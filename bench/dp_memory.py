@@ -43,7 +43,12 @@ CONFIGS = {
                   "overrides": {"hidden_size": 512, "intermediate_size": 1536, "num_attention_heads": 8,
                                 "num_key_value_heads": 8}},
 }
-N_TEXTS, WORDS = 32, 60
+WORDS = 60
+
+
+def n_texts(physical_batch: int) -> int:
+    """Records per configuration: at least the 20 units DP-SGD needs, and more than the 2·B expected per step."""
+    return max(32, 4 * physical_batch)
 
 
 def _rss_kib() -> int:
@@ -54,7 +59,7 @@ def _rss_kib() -> int:
     raise RuntimeError("VmRSS not found")
 
 
-def prepare(name: str, folder: Path) -> dict:
+def prepare(name: str, folder: Path, device: str = "cpu") -> dict:
     """Build the artifact and texts of one configuration under ``folder``; returns the estimate inputs."""
     from transformers import LlamaForCausalLM
 
@@ -68,7 +73,7 @@ def prepare(name: str, folder: Path) -> dict:
     cfg = CONFIGS[name]
     rng = random.Random(0)
     words = ["alpha", "beta", "gamma", "delta", "omega", "river", "stone", "light", "north", "paper"]
-    texts = [" ".join(rng.choice(words) for _ in range(WORDS)) for _ in range(N_TEXTS)]
+    texts = [" ".join(rng.choice(words) for _ in range(WORDS)) for _ in range(n_texts(cfg["physical_batch"]))]
     tok = train_tokenizer(texts, vocab_size=cfg["vocab"])
 
     def build():
@@ -87,7 +92,7 @@ def prepare(name: str, folder: Path) -> dict:
     seq_len = max(len(e.input_ids) for e in encode_examples(tok, examples))
     save_artifact(model, tok, folder / "base")
     (folder / "texts.json").write_text(json.dumps(texts))
-    est = dp_memory_breakdown(model.config, trainable, cfg["physical_batch"], seq_len)
+    est = dp_memory_breakdown(model.config, trainable, cfg["physical_batch"], seq_len, device=device)
     return {"total_params": total, "trainable_params": trainable, "seq_len": seq_len, "estimate": est}
 
 
@@ -127,7 +132,7 @@ def measure(name: str, folder: Path, device: str) -> dict:
 def run(name: str, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        info = prepare(name, folder)
+        info = prepare(name, folder, device)
         out = subprocess.run([sys.executable, __file__, "--child", name, "--folder", str(folder), "--device", device,
                               "--physical-batch", str(CONFIGS[name]["physical_batch"])],
                              capture_output=True, text=True, check=False)

@@ -26,17 +26,38 @@ logger = logging.getLogger(__name__)
 
 def dp_memory_budget_bytes(device: str | None = None) -> int:
     """``DP_MEMORY_BUDGET_BYTES`` when set, else 80 % of the device's memory (the GPU's total memory
-    on CUDA, physical RAM on CPU)."""
+    on CUDA; on CPU the RAM available when the plan is made, :func:`_available_ram_bytes`)."""
     configured = getattr(settings, "DP_MEMORY_BUDGET_BYTES", None)
     if configured:
         return int(configured)
-    import torch
+    if _device(device).startswith("cuda"):
+        import torch
 
-    if (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda"):
         total = torch.cuda.get_device_properties(torch.device(device or "cuda")).total_memory
     else:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = _available_ram_bytes()
     return int(0.8 * total)
+
+
+def _device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _available_ram_bytes() -> int:
+    """``MemAvailable`` of /proc/meminfo (what this worker can still take without swapping; its
+    own resident memory and other processes' are already out), else the physical RAM."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _largest_unit_rows(examples, *, privacy_unit: str, max_records_per_unit: int, unit_gradient: str) -> int:
@@ -87,12 +108,13 @@ def dp_physical_batch_plan(*, model, tokenizer, examples, expected_batch: int, l
     min_rows = _largest_unit_rows(examples, privacy_unit=privacy_unit, max_records_per_unit=max_records_per_unit,
                                   unit_gradient=unit_gradient)
     budget = dp_memory_budget_bytes(device)
+    dev = _device(device)
     try:
-        batch = choose_physical_batch(budget, model, trainable, seq_len, min_batch=min_rows,
+        batch = choose_physical_batch(budget, model, trainable, seq_len, min_batch=min_rows, device=dev,
                                       max_batch=max(1, min(expected_batch, DEFAULT_MAX_PHYSICAL_BATCH)))
     except MemoryBudgetError as exc:
         raise ServiceError(str(exc)) from exc
-    estimate = dp_memory_estimate(model, trainable, max(batch, min_rows), seq_len)
+    estimate = dp_memory_estimate(model, trainable, max(batch, min_rows), seq_len, device=dev)
     log(f"DP memory plan: physical batch {batch} (largest unit {min_rows} rows, sequences ≤ {seq_len} tokens, "
         f"{trainable:,} trainable parameters), estimated peak {estimate / 2**20:,.0f} MiB of a "
         f"{budget / 2**20:,.0f} MiB budget")

@@ -91,6 +91,7 @@ def run_dp_training(base_dir, examples, out_dir, units, ledger, *, lr: float, se
         add_noise_and_normalise(params, sums, sigma=ledger.noise_multiplier,
                                 max_grad_norm=ledger.max_grad_norm,
                                 expected_units=ledger.expected_units_per_step, gen=noise_gen)
+        del sums  # p.grad holds the step's gradient; the next step's sums do not coexist with these
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)

@@ -127,6 +127,6 @@ def test_plan_counts_lora_and_the_largest_data_subject(settings):
                                        + dp_memory_estimate(model, full, 10, seq)) // 2
     with pytest.raises(services.ServiceError, match=r"a physical batch of 10 rows \(one data subject's records"):
         dp_physical_batch_plan(model=model, tokenizer=tok, examples=examples, expected_batch=4,
-                               max_records_per_unit=10)
+                               max_records_per_unit=10, device="cpu")
     assert dp_physical_batch_plan(model=build_model(tok, preset="test"), tokenizer=tok, examples=examples,
                                   expected_batch=4, privacy_unit="record") >= 1
