@@ -176,6 +176,17 @@ def test_reports_and_certificate_carry_the_manifest_digest(api, forget_subject, 
     assert certificate_verify_document(tampered).reason == "bad signature"
     api_reports = api("approver").get(f"/api/v1/jobs/{job.public_id}/").json()["reports"]
     assert {rep["manifest_sha256"] for rep in api_reports} == {manifest.sha256}
+    # the data owner sees the digest, not the manifest's record ids of other people
+    owner = api("owner").get(f"/api/v1/tickets/{tid}/certificate/").json()
+    assert owner["payload"]["evaluation_manifest"]["sha256"] == manifest.sha256
+    from requests_app.api.serializers import JobSerializer
+
+    owner_view = JobSerializer(job, context={}).data
+    assert owner_view["result"]["evaluation_manifest"] is None
+    assert {rep["manifest_sha256"] for rep in owner_view["reports"]} == {manifest.sha256}
+    from evaluation.certificate_html import render_certificate_html
+
+    assert manifest.sha256 in render_certificate_html(doc)
 
 
 def test_no_certificate_from_reports_of_another_manifest(forget_subject, target_model, users,
