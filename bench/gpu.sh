@@ -34,5 +34,7 @@ case "${1:-run}" in
     timeout 360 $PY bench/methods.py --preset smollm2-135m-lora --authors 10 --forget 2 \
       --device cuda --out "$OUT/methods" 2>&1 | tee "$OUT/methods.log" || true
     cp "$OUT"/methods/*.json "$OUT"/methods/*.png "$OUT"/ 2>/dev/null || true
+    # issue 23 item 2: DP memory estimate vs torch.cuda.max_memory_allocated
+    timeout 120 $PY bench/dp_memory.py --device cuda --json "$OUT/dp_memory_cuda.json" 2>&1 | tee "$OUT/dp_memory.log" || true
     ;;
 esac

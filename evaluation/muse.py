@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from unlearning_engine.data import normalise_text
+
 from ._common import encode, max_positions
 from .datafiles import read_records, sample_indices, split_record
 from .generation import KNOWMEM_STOP_STRINGS, Generation, greedy_generate_detailed
@@ -370,7 +372,8 @@ def evaluate_muse_news(
         "max_tokens": ctx,
     }
     metrics.update(membership_metrics(model, tokenizer, f_texts, h_texts, profile,
-                                      forget_keys=f_texts, holdout_keys=h_texts))
+                                      forget_keys={normalise_text(t) for t in f_texts},
+                                      holdout_keys={normalise_text(t) for t in h_texts}))
     pl_metric, pl_block = privleak_metric(
         metrics["mink_auc"], reference_auc, reference_type, band=profile.privleak_band
     )

@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearning_engine.data import QA_TEMPLATE, Example, format_example, format_prompt
+from unlearning_engine.data import (
+    QA_TEMPLATE,
+    Example,
+    format_example,
+    format_prompt,
+    split_overlaps,
+    text_digest,
+)
 
 from .generation import KNOWMEM_STOP_STRINGS, Generation, greedy_generate_detailed
 from .mia import mia_auc
@@ -225,10 +232,9 @@ def _check_qa(name: str, examples: Sequence[Example]) -> None:
 
 
 def split_overlap(a: Sequence[Example], b: Sequence[Example]) -> int:
-    """How many items of ``b`` are also in ``a``, by formatted text or by ``record_id``."""
-    texts = {format_example(ex) for ex in a}
-    ids = {ex.record_id for ex in a if ex.record_id}
-    return sum(1 for ex in b if format_example(ex) in texts or (ex.record_id and ex.record_id in ids))
+    """How many items of ``b`` are also in ``a``, by ``record_id`` or by identical normalised text
+    (:func:`unlearning_engine.data.split_overlaps`, the project's one overlap rule)."""
+    return len(split_overlaps(a, b))
 
 
 def membership_metrics(model, tokenizer, forget_texts: Sequence[str], holdout_texts: Sequence[str],
@@ -275,6 +281,7 @@ def evaluate_qa_model(
     retain: list[Example],
     holdout: list[Example],
     profile: EvaluationProfile | None = None,
+    manifest=None,
 ) -> dict:
     """Evaluate one model on QA forget / retain / holdout sets (DESIGN §7).
 
@@ -287,10 +294,13 @@ def evaluate_qa_model(
             ``profile.max_retain_examples``).
         holdout: QA records never trained on (MIA non-members); must be disjoint from forget.
         profile: settings; defaults to :class:`EvaluationProfile()`.
+        manifest: optional :class:`evaluation.manifest.EvaluationManifest` the splits come from;
+            each split's normalised-text digests must be the manifest's, and the report then
+            carries ``manifest_sha256``.
 
     Returns a JSON-ready dict::
 
-        {"profile": EvaluationProfile.to_dict(),
+        {"profile": EvaluationProfile.to_dict(), ["manifest_sha256": str,]
          "metrics": {"verbmem_forget", "knowmem_forget", "knowmem_retain",
                      "mink_auc", "loss_auc", "zlib_auc", "minkpp_auc": MetricValue.to_dict()},
          "degenerate": {"verbmem_forget"|"knowmem_forget"|"knowmem_retain"|"all":
@@ -299,13 +309,17 @@ def evaluate_qa_model(
 
     VerbMem/KnowMem values are ROUGE-L F1 × 100 (0..100), AUCs in [0, 1]. Empty splits give
     ``undefined`` metrics with a reason, never an exception. Raises ``ValueError`` if a
-    record is not a QA :class:`Example`.
+    record is not a QA :class:`Example`, or if a split is not the manifest's.
     """
     t0 = time.perf_counter()
     profile = profile or EvaluationProfile()
     _check_qa("forget", forget)
     _check_qa("retain", retain)
     _check_qa("holdout", holdout)
+    if manifest is not None:
+        for name, exs in (("forget", forget), ("retain", retain), ("holdout", holdout)):
+            if sorted(text_digest(ex) for ex in exs) != manifest.text_digests(name):
+                raise ValueError(f"the {name} split is not the evaluation manifest's {name} split")
     if any(p.dtype != torch.float32 for p in model.parameters()):
         model.float()
     model.eval()
@@ -391,13 +405,13 @@ def evaluate_qa_model(
     t1 = time.perf_counter()
     f_texts = [format_example(ex) for ex in forget]
     h_texts = [format_example(ex) for ex in holdout]
-    f_keys = set(f_texts) | {("record_id", ex.record_id) for ex in forget if ex.record_id}
-    h_keys = set(h_texts) | {("record_id", ex.record_id) for ex in holdout if ex.record_id}
+    f_keys = {text_digest(ex) for ex in forget} | {("record_id", ex.record_id) for ex in forget if ex.record_id}
+    h_keys = {text_digest(ex) for ex in holdout} | {("record_id", ex.record_id) for ex in holdout if ex.record_id}
     metrics.update(membership_metrics(model, tokenizer, f_texts, h_texts, profile,
                                       forget_keys=f_keys, holdout_keys=h_keys))
     t_score = time.perf_counter() - t1
 
-    return {
+    out = {
         "profile": profile.to_dict(),
         "metrics": {k_: v.to_dict() for k_, v in metrics.items()},
         "degenerate": degenerate,
@@ -407,3 +421,6 @@ def evaluate_qa_model(
             "total_seconds": round(time.perf_counter() - t0, 3),
         },
     }
+    if manifest is not None:
+        out["manifest_sha256"] = manifest.sha256
+    return out

@@ -166,6 +166,30 @@ def dp_guarantee(model, k_records: int) -> dict | None:
     }
 
 
+def evaluation_manifest_summary(job, reports: dict) -> dict | None:
+    """The certificate's ``evaluation_manifest`` block (issue 23): the summary of the manifest the
+    job stored before training (``job.result["evaluation_manifest"]``), its digest recomputed here;
+    ``None`` for a job without one (jobs from before manifests).
+
+    Raises:
+        ServiceError: a report was not computed on that manifest (its ``manifest_sha256`` differs),
+            so the metrics are not tied to it; no certificate is issued.
+    """
+    from evaluation.manifest import EvaluationManifest
+
+    from .services import ServiceError
+
+    data = (job.result or {}).get("evaluation_manifest")
+    if not data:
+        return None
+    summary = EvaluationManifest.from_dict(data).summary()
+    stray = sorted(role for role, (_, report) in reports.items() if report.get("manifest_sha256") != summary["sha256"])
+    if stray:
+        raise ServiceError(f"the {', '.join(stray)} report(s) were not computed on the job's evaluation manifest "
+                           f"{summary['sha256'][:16]}...; no certificate is issued")
+    return summary
+
+
 def _tickets_and_subjects(job, now) -> tuple[list, list, dict]:
     tickets = list(job.tickets.select_related("subject").order_by("id"))
     per_subject_k: dict[str, int] = {}
@@ -202,6 +226,7 @@ def _common_payload(*, job, version, verdicts, reports, now, schema) -> dict:
                 "device_seconds": job.device_seconds, "code_version": code_version()},
         "forget_set": {"sha256": job.forget_set_sha256, "count": job.forget_count,
                        "digest_rule": "sha256 of the newline-joined sorted per-record sha256 digests"},
+        "evaluation_manifest": evaluation_manifest_summary(job, reports),
         "evaluation_profile": reports.get("unlearned", (None, {}))[1].get("profile", {}),
         "metrics": {role: report.get("metrics", {}) for role, (_, report) in reports.items()},
         "verdicts": verdicts,

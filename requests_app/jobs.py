@@ -17,29 +17,16 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from unlearning_engine import Example, UnlearningRequest, run_unlearning
+from unlearning_engine import UnlearningRequest, run_unlearning
 from unlearning_engine.errors import UnlearningInputError
 
 from . import selectors, services
 from .artifacts import ArtifactStoreError, artifact_fetch_verified, artifact_store
 from .certificates import certificate_build
 from .logging import log_context
+from .services.manifests import record_to_example, retain_sample  # noqa: F401 (re-exported: callers import them here)
 
 logger = logging.getLogger(__name__)
-
-
-def record_to_example(record) -> Example:
-    """A TrainingRecord as the engine's :class:`Example` (record_id = the record's sha256, subject = the
-    DataSubject's public id, the privacy unit of subject-level DP-SGD; None without a subject)."""
-    subject = str(record.subject.public_id) if record.subject_id is not None else None
-    if record.question:
-        return Example(question=record.question, answer=record.answer, record_id=record.sha256, subject=subject)
-    return Example(text=record.text, record_id=record.sha256, subject=subject)
-
-
-def retain_sample(records, n: int) -> list:
-    """Deterministic evaluation sample of the retain set: the first ``n`` records by sha256."""
-    return sorted(records, key=lambda r: r.sha256)[:n]
 
 
 class JobCancelled(Exception):
@@ -88,14 +75,16 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def evaluate_artifact(model_dir, *, forget, retain, holdout) -> dict:
-    """Evaluation report (``evaluation.report.evaluate_qa_model``) of the model stored in ``model_dir``."""
+def evaluate_artifact(model_dir, *, forget, retain, holdout, manifest=None) -> dict:
+    """Evaluation report (``evaluation.report.evaluate_qa_model``) of the model stored in ``model_dir``,
+    on the splits of ``manifest`` (the report then carries ``manifest_sha256``)."""
     from evaluation.report import EvaluationProfile, evaluate_qa_model
     from unlearning_engine.modeling import load_artifact
 
     model, tokenizer = load_artifact(model_dir)
     profile = EvaluationProfile.from_settings(max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS)
-    return evaluate_qa_model(model, tokenizer, forget=forget, retain=retain, holdout=holdout, profile=profile)
+    return evaluate_qa_model(model, tokenizer, forget=forget, retain=retain, holdout=holdout, profile=profile,
+                             manifest=manifest)
 
 
 def job_execute(*, job_id: int, worker: str | None = None) -> str:
@@ -147,15 +136,11 @@ def _job_execute(*, job_id: int, worker: str | None) -> str:
 
 def _job_run_claimed(job, started: float) -> None:
     model = job.model
-    forget_records = list(selectors.job_forget_records(job).select_related("subject"))
-    retain_records = list(selectors.job_retain_records(job).select_related("subject"))
-    holdout_records = list(selectors.corpus_holdout_records(model.corpus).select_related("subject"))
-    if not forget_records:
-        raise services.ServiceError("the forget set is empty")
-    if any(not (r.question or r.text) for r in forget_records):
-        raise services.ServiceError("forget-set text was purged; the job cannot be re-run")
-    forget = [record_to_example(r) for r in forget_records]
-    retain = [record_to_example(r) for r in retain_records]
+    # issue 23: the evaluation manifest is built and validated before any training (ServiceError → FAILED)
+    splits = services.job_manifest_prepare(job)
+    manifest = splits.manifest
+    forget = [record_to_example(r) for r in splits.forget]
+    retain = [record_to_example(r) for r in splits.retain]
 
     source_dir = artifact_fetch_verified(job.source_version.artifact_uri, job.source_version.weights_sha256)
     base_dir = (artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
@@ -180,12 +165,13 @@ def _job_run_claimed(job, started: float) -> None:
         "tokens": result.tokens, "wall_seconds": round(result.wall_seconds, 3),
         "changes_weights": result.changes_weights, "details": result.details,
         "artifact_uri": uri, "weights_sha256": result.weights_sha256,
+        "evaluation_manifest": manifest.to_dict(),
     })
 
-    sample = [record_to_example(r) for r in retain_sample(retain_records, settings.EVALUATION_RETAIN_SAMPLE)]
-    holdout = [record_to_example(r) for r in holdout_records]
+    sample = [record_to_example(r) for r in splits.retain_evaluated]
+    holdout = [record_to_example(r) for r in splits.holdout]
     reference = selectors.model_reference_version(model, job.forget_set_sha256)
-    kwargs = dict(forget=forget, retain=sample, holdout=holdout)
+    kwargs = dict(forget=forget, retain=sample, holdout=holdout, manifest=manifest)
     reports = {"original": (job.source_version, evaluate_artifact(source_dir, **kwargs))}
     if reference is not None:
         ref_dir = artifact_fetch_verified(reference.artifact_uri, reference.weights_sha256)

@@ -295,6 +295,8 @@ class EvaluationReport(models.Model):
     job = models.ForeignKey(UnlearningJob, null=True, blank=True, on_delete=models.PROTECT, related_name="reports")
     role = models.CharField(max_length=12, help_text="original, retrained or unlearned")
     forget_set_sha256 = models.CharField(max_length=64)
+    #: sha256 of the evaluation manifest the metrics were computed on (issue 23; ``evaluation.manifest``)
+    manifest_sha256 = models.CharField(max_length=64, blank=True, default="")
     metrics = models.JSONField()
     profile = models.JSONField(default=dict)
     reference_type = models.CharField(max_length=10, blank=True)

@@ -51,12 +51,13 @@ def dp_base_train(base_dir, examples: list, out_dir, *, recipe: dict, progress=N
     the top level. ``examples`` carry their data subject (``Example.subject``): the privacy unit.
     Before training: the tokenizer's provenance is read from the base artifact (a private-corpus or
     unknown tokenizer is refused by the engine) and the physical batch is chosen from the DP memory
-    plan (``requests_app.memory``; refused with the estimate when even 1 does not fit).
+    plan (``requests_app.memory``: the recipe's LoRA, privacy unit and records per unit counted;
+    refused with the estimate and the budget when even the smallest batch does not fit).
 
     Returns the engine's ``PrivacyLedger``. Raises ``UnlearningInputError`` (too few units, δ ≥ 1/N,
     tokenizer not public…) or ``ServiceError`` (memory budget).
     """
-    from unlearning_engine.dp import train_dp_base
+    from unlearning_engine.dp import DEFAULT_MAX_RECORDS_PER_UNIT, train_dp_base
     from unlearning_engine.modeling import load_artifact
     from unlearning_engine.provenance import read_provenance
 
@@ -65,9 +66,15 @@ def dp_base_train(base_dir, examples: list, out_dir, *, recipe: dict, progress=N
     d = recipe["dp_base"]
     provenance = read_provenance(base_dir)
     model, tokenizer = load_artifact(base_dir, device="cpu", with_eco=False)
-    expected = d.get("batch_size") or max(1, round(float(d.get("sample_rate") or 0.1) * len(examples)))
-    physical = dp_physical_batch_plan(model=model, tokenizer=tokenizer, examples=examples,
-                                      expected_batch=int(expected), log=log)
+    unit = d.get("privacy_unit", "subject")
+    n_units = len({e.subject for e in examples if e.subject is not None}) + sum(e.subject is None for e in examples)
+    n_units = len(examples) if unit == "record" else max(1, n_units)
+    units_per_step = d.get("batch_size") or float(d.get("sample_rate") or 0.1) * n_units
+    rows_per_step = max(1, round(float(units_per_step) * len(examples) / max(1, n_units)))  # expected rows
+    physical = dp_physical_batch_plan(
+        model=model, tokenizer=tokenizer, examples=examples, expected_batch=rows_per_step, lora=d.get("lora"),
+        privacy_unit=unit, max_records_per_unit=int(d.get("max_records_per_unit") or DEFAULT_MAX_RECORDS_PER_UNIT),
+        unit_gradient=d.get("unit_gradient", "aggregate"), log=log)
     del model
     return train_dp_base(base_dir, examples, out_dir, seed=int(recipe.get("seed", 0)), progress=progress,
                          tokenizer_provenance=provenance, max_physical_batch_size=physical, **dp_base_kwargs(d))
@@ -146,8 +153,13 @@ def preparation_execute(*, job_id: int, worker: str | None = None) -> str:
     except (UnlearningInputError, ArtifactStoreError, services.ServiceError) as exc:
         services.preparation_fail(job=job, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 — any crash ends as a FAILED job with its reason
+        from .memory import is_out_of_memory, oom_reason
+
         logger.exception("preparation %s crashed", job.public_id)
-        services.preparation_fail(job=job, reason=f"{type(exc).__name__}: {exc}")
+        reason = (oom_reason(exc, where=f"preparation '{job.kind}'",
+                             batch=((job.params or {}).get("dp_base") or {}).get("batch_size"))
+                  if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}")
+        services.preparation_fail(job=job, reason=reason)
     finally:
         heartbeat.stop.set()
         if heartbeat.is_alive():

@@ -190,6 +190,8 @@ FORGET_TEXT_RETENTION_DAYS = env.int("FORGET_TEXT_RETENTION_DAYS", default=30)
 # DP claim policy (issue 12): a per-subject bound above these is stated as "no meaningful DP guarantee"
 DP_POLICY_MAX_EPSILON = env.float("DP_POLICY_MAX_EPSILON", default=10.0)
 DP_POLICY_MAX_DELTA = env.float("DP_POLICY_MAX_DELTA", default=1e-5)
+# DP memory plan (issue 23): bytes one DP-SGD step may use; 0 = 80 % of the device (requests_app.memory)
+DP_MEMORY_BUDGET_BYTES = env.int("DP_MEMORY_BUDGET_BYTES", default=0)
 
 # Workflow policy (DESIGN §4)
 FOUR_EYES_APPROVAL = env.bool("FOUR_EYES_APPROVAL", default=True)

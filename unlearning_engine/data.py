@@ -5,7 +5,11 @@ QA records are formatted with :data:`QA_TEMPLATE` (DESIGN §7: ``Question: {q}\\
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +97,55 @@ def load_jsonl(path: str | Path, *, start: int = 0, stop: int | None = None,
                 row["record_id"] = f"{id_prefix}{i}"
             out.append(Example.from_dict(row))
     return out
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """The form two records are compared in: Unicode NFKC (compatibility forms folded, e.g. the
+    ligature "ﬁ" → "fi", full-width digits → ASCII), case-folded, every run of whitespace
+    (spaces, tabs, newlines, no-break spaces) collapsed to one space, ends stripped. So a copy of a
+    record re-typed with other spacing or capitalisation counts as the same text.
+    """
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def text_digest(ex: Example) -> str:
+    """sha256 (hex) of :func:`normalise_text` of the record's :func:`format_example` text (UTF-8)."""
+    return hashlib.sha256(normalise_text(format_example(ex)).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """One item of a split that is also in another: ``kind`` = ``"record_id"`` or ``"text"``;
+    ``index`` is its position in the second split; ``key`` the shared record id or text digest."""
+
+    kind: str
+    index: int
+    key: str
+
+
+def keyed_overlaps(a: Iterable[tuple[str | None, str]], b: Iterable[tuple[str | None, str]]) -> list[Overlap]:
+    """Items of ``b`` also in ``a``, each item given as ``(record_id or None, text digest)``: by
+    record id (when both have one) or by text digest (identical normalised text under another id).
+    One :class:`Overlap` per offending item of ``b``; the record-id match is reported when both hold.
+    The one overlap rule of the project: :func:`split_overlaps` (the engine's forget/retain check and
+    the evaluation report) and the evaluation manifest (``evaluation.manifest``) call it."""
+    ids, texts = set(), set()
+    for record_id, digest in a:
+        if record_id is not None:
+            ids.add(record_id)
+        texts.add(digest)
+    out = []
+    for i, (record_id, digest) in enumerate(b):
+        if record_id is not None and record_id in ids:
+            out.append(Overlap("record_id", i, record_id))
+        elif digest in texts:
+            out.append(Overlap("text", i, digest))
+    return out
+
+
+def split_overlaps(a: Iterable[Example], b: Iterable[Example]) -> list[Overlap]:
+    """:func:`keyed_overlaps` of two lists of Examples (``record_id``, :func:`text_digest`)."""
+    return keyed_overlaps(((e.record_id, text_digest(e)) for e in a), ((e.record_id, text_digest(e)) for e in b))

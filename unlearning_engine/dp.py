@@ -220,8 +220,9 @@ def train_dp_base(base_dir: str | Path, examples: list[Example], out_dir: str | 
             (a unit's records concatenated into one sequence).
         target_epsilon: ε target (> 0). delta: δ, default 1/(10·N_units), must be < 1/N_units.
         accountant: ``"auto"`` (PRV when it needs less noise than RDP), ``"rdp"`` or ``"prv"``.
-        max_physical_batch_size: rows per forward/backward (raised to max_records_per_unit so a
-            unit is never split); does not change the accounting.
+        max_physical_batch_size: rows per forward/backward; a unit is never split, so a unit with
+            more records is a physical batch of its own (≤ max_records_per_unit rows); does not
+            change the accounting.
         secure_mode: noise from torchcsprng (must be installed; it is not installable for this
             torch), else an os.urandom-seeded torch generator.
         mixed_precision: ``None``, ``"no"`` or ``"fp32"`` only (fp32 per-sample math).

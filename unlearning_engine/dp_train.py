@@ -76,7 +76,9 @@ def run_dp_training(base_dir, examples, out_dir, units, ledger, *, lr: float, se
     opt, sched = make_optimizer_and_schedule(params, lr=lr, total_steps=total)
     sample_gen, source = os_entropy_generator("cpu", secure_mode)
     noise_gen, _ = os_entropy_generator(dev, secure_mode)
-    physical = max(max_physical_batch_size, 1 if ledger.unit_gradient == "pack" else m)
+    # rows per forward/backward: a unit is never split, so one with more records than this is a chunk of its
+    # own (≤ m rows); the memory plan (requests_app.memory) counts that largest unit
+    physical = max(1, int(max_physical_batch_size))
     rep = ProgressReporter(total, "dp_train", progress)
     t0 = time.perf_counter()
     tokens = 0
@@ -89,6 +91,7 @@ def run_dp_training(base_dir, examples, out_dir, units, ledger, *, lr: float, se
         add_noise_and_normalise(params, sums, sigma=ledger.noise_multiplier,
                                 max_grad_norm=ledger.max_grad_norm,
                                 expected_units=ledger.expected_units_per_step, gen=noise_gen)
+        del sums  # p.grad holds the step's gradient; the next step's sums do not coexist with these
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)

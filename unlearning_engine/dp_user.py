@@ -150,13 +150,13 @@ def clipped_unit_sum(gsm, params: list[torch.nn.Parameter], batch: dict[str, tor
     for p in params:
         gs = p.grad_sample
         w = weights.to(gs.dtype).view(-1, *([1] * (gs.dim() - 1)))
-        g = gs * w
+        p.grad_sample = None
+        g = gs.mul_(w)  # in place: opacus' per-sample tensor is not read again (no second B×P copy)
         if not identity:
             g = torch.zeros((n_units, *gs.shape[1:]), dtype=gs.dtype,
                             device=gs.device).index_add_(0, unit_index, g)
         unit_grads.append(g)
         sq += g.flatten(1).pow(2).sum(1).float()
-        p.grad_sample = None
         p.grad = None
     norms = sq.sqrt()
     factor = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)

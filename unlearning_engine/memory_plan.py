@@ -4,16 +4,20 @@ DP-SGD (Abadi et al. 2016, arXiv 1607.00133, Alg. 1) needs every example's own g
 clipping: opacus materialises ``grad_sample`` of shape ``(B, *p.shape)`` for every trainable
 parameter p, so the per-sample gradients alone cost ``B × P_trainable × 4`` bytes in fp32 — for a
 135M-parameter model and B = 32 that is 17 GB. An out-of-memory crash mid-job is the failure this
-module prevents: the caller picks the physical batch (``BatchMemoryManager``'s
-``max_physical_batch_size``, which does not change the privacy accounting) from the estimate, or
-refuses before training with the estimate and the budget.
+module prevents: the caller picks the physical batch (``max_physical_batch_size`` of
+:func:`unlearning_engine.dp.train_dp_base`: a Poisson sample of units is processed in chunks of at
+most that many rows with one optimizer step per logical batch — what opacus' ``BatchMemoryManager``
+does for record-level DP-SGD, here for unit-level sampling, which it does not support; the privacy
+accounting does not change) from the estimate, or refuses before training with the estimate and
+the budget.
 
 Estimate (bytes, all tensors fp32 = 4 bytes; the DP path rejects mixed precision, DESIGN §6):
 
 - model weights: ``P_total × 4``
-- gradient state: ``p.grad`` plus opacus' ``summed_grad`` accumulator: ``2 × P_trainable × 4``
+- gradient state: ``p.grad`` plus the step's clipped-sum accumulator (``dp_user.unit_step_gradient``):
+  ``2 × P_trainable × 4``
 - AdamW state (exp_avg, exp_avg_sq): ``2 × P_trainable × 4``
-- per-sample gradients: ``B × P_trainable × 4``
+- per-sample gradients: ``B × P_trainable × 4`` (opacus' ``grad_sample``, weighted in place per unit)
 - activations kept for backward, per layer (after Korthikanti et al. 2022, arXiv 2205.05198 §4.1,
   ``sbh(34 + 5as/h)`` bytes for 16-bit activations with dropout, rewritten in fp32 elements for a
   Llama block without dropout and with a SwiGLU MLP of width i):
@@ -21,15 +25,23 @@ Estimate (bytes, all tensors fp32 = 4 bytes; the DP path rejects mixed precision
 - LM head: logits, log-softmax and their gradient: ``ACT_LOGITS · B·s·V`` elements
 - a fixed runtime overhead :data:`RUNTIME_OVERHEAD_BYTES` (measured, see below)
 
+On CPU the figure that kills a worker is the resident set size, and glibc keeps freed heap blocks
+(every tensor up to its dynamic mmap threshold, 32 MiB) in the process for reuse, so the peak RSS
+of a DP run exceeds its live-tensor peak: the CPU estimate adds :data:`CPU_ALLOCATOR_RETENTION`
+× the tensor terms (``allocator_retention``). On CUDA (``device="cuda"``) that term is 0: the
+figure compared is ``torch.cuda.max_memory_allocated`` (live tensors).
+
 The constants are stated below; :func:`dp_memory_breakdown` returns every term. Measured with
-``bench/memory_plan_measure.py`` (peak RSS of ``train_dp_base`` over the post-import baseline, CPU,
-physical batch 8, 62-token sequences; ``bench/results/memory_plan_cpu.json``), estimate / measured:
-test model (40k parameters) 1.10, demo model (0.93M) 1.04, demo model with LoRA r=8 (82k trainable)
-0.80 — the LoRA run is under-estimated by ~25 MiB (peft's wrapper and merge copies, not modelled).
-These models are tiny, so the fixed overhead dominates; for SmolLM2-size models the per-sample
-gradients dominate and were not measured here (no GPU in this session). The estimate is a planning
-figure, not an exact count: allocator caching, the autograd graph's small tensors and opacus'
-transient buffers are not modelled.
+``bench/dp_memory.py`` (a fresh process per configuration, peak RSS over the RSS after the library
+imports, CPU, physical batch 8, 62-token sequences; BENCHMARKS.md §11): with the default allocator
+the live-tensor terms alone were 0.51–0.58 of the measured peak RSS for the 0.93M-parameter LoRA
+and 11.9M-parameter full/LoRA models; the same runs with ``MALLOC_MMAP_THRESHOLD_=131072``
+(freed blocks returned to the system) peaked at 0.70 (full) and 0.62 (LoRA) of the default
+allocator's figure, which is what :data:`CPU_ALLOCATOR_RETENTION` models. With it the estimate is
+0.78–1.06 of the measured peak on the four benchmark configurations (the 0.78 is the small LoRA
+model, whose peft adapter layers keep activations this formula does not count). The estimate is a
+planning figure, not an exact count: the autograd graph's small tensors and opacus' transient
+buffers are not modelled, and a tiny model's fixed cost varied between 35 and 73 MiB across runs.
 """
 from __future__ import annotations
 
@@ -48,10 +60,14 @@ ACT_INTERMEDIATE = 4
 ACT_SCORES = 2
 #: per token and vocabulary entry: logits, log-softmax output and the logits' gradient.
 ACT_LOGITS = 3
-#: Fixed cost of a DP training run beyond its tensors (artifact loading, opacus and the data loader,
-#: first-use kernel workspaces, allocator slack): 65 MiB of peak RSS over the post-import baseline
-#: measured for the 40k-parameter test model on CPU (``bench/memory_plan_measure.py``), rounded down.
-RUNTIME_OVERHEAD_BYTES = 64 * 2**20
+#: Fixed cost of a DP training step beyond its tensors (artifact and tokenizer loading, the data
+#: loader, first-use kernel workspaces), with the libraries already imported: 35.5 MiB of peak RSS
+#: growth measured for the 40k-parameter test model on CPU (``bench/dp_memory.py``, 4 runs
+#: 35.0–35.9 MiB) less its ~10 MiB of modelled tensors and allocator retention, rounded.
+RUNTIME_OVERHEAD_BYTES = 24 * 2**20
+#: Fraction of the tensor terms that glibc keeps resident on CPU after they are freed (see the
+#: module docstring): 1/0.70 − 1 ≈ 0.43 (full fine-tune) and 1/0.62 − 1 ≈ 0.61 (LoRA) measured, 0.5 used.
+CPU_ALLOCATOR_RETENTION = 0.5
 #: Largest physical batch :func:`choose_physical_batch` proposes (the engine's default cap).
 DEFAULT_MAX_PHYSICAL_BATCH = 32
 
@@ -115,8 +131,9 @@ def model_shape(model_config_or_model: Any) -> ModelShape:
 
 
 def dp_memory_breakdown(model_config_or_model: Any, trainable_params: int, physical_batch: int,
-                        seq_len: int) -> dict[str, int]:
-    """Every term of :func:`dp_memory_estimate` in bytes, plus ``"total"``.
+                        seq_len: int, *, device: str = "cpu") -> dict[str, int]:
+    """Every term of :func:`dp_memory_estimate` in bytes, plus ``"total"``. ``device``: ``"cpu"``
+    (adds ``allocator_retention``, see the module docstring) or ``"cuda..."`` (live tensors only).
 
     Raises:
         UnlearningInputError: non-positive batch, sequence length or trainable parameter count.
@@ -136,14 +153,16 @@ def dp_memory_breakdown(model_config_or_model: Any, trainable_params: int, physi
         "per_sample_gradients": b * trainable_params * BYTES_FP32,
         "activations": m.num_layers * per_layer * BYTES_FP32,
         "logits": ACT_LOGITS * b * s * m.vocab_size * BYTES_FP32,
-        "runtime_overhead": RUNTIME_OVERHEAD_BYTES,
     }
+    tensors = sum(out.values())
+    out["allocator_retention"] = 0 if str(device).startswith("cuda") else int(CPU_ALLOCATOR_RETENTION * tensors)
+    out["runtime_overhead"] = RUNTIME_OVERHEAD_BYTES
     out["total"] = sum(out.values())
     return out
 
 
 def dp_memory_estimate(model_config_or_model: Any, trainable_params: int, physical_batch: int,
-                       seq_len: int) -> int:
+                       seq_len: int, *, device: str = "cpu") -> int:
     """Estimated peak bytes of one DP-SGD step (forward, backward with per-sample gradients,
     clipping, noise, AdamW) with ``physical_batch`` sequences of ``seq_len`` tokens.
 
@@ -152,33 +171,43 @@ def dp_memory_estimate(model_config_or_model: Any, trainable_params: int, physic
     ``trainable_params``: parameters that get per-sample gradients (all of them for full DP-SGD,
     the adapter's for LoRA). See the module docstring for the formula and its sources.
     """
-    return dp_memory_breakdown(model_config_or_model, trainable_params, physical_batch, seq_len)["total"]
+    return dp_memory_breakdown(model_config_or_model, trainable_params, physical_batch, seq_len,
+                               device=device)["total"]
 
 
 def choose_physical_batch(budget_bytes: int, model_config_or_model: Any, trainable_params: int, seq_len: int,
-                          *, max_batch: int = DEFAULT_MAX_PHYSICAL_BATCH) -> int:
+                          *, max_batch: int = DEFAULT_MAX_PHYSICAL_BATCH, min_batch: int = 1,
+                          device: str = "cpu") -> int:
     """Largest physical batch in ``[1, max_batch]`` whose :func:`dp_memory_estimate` fits ``budget_bytes``.
 
+    ``min_batch``: rows the step needs in one batch whatever the choice (the largest privacy unit,
+    which is never split); it must fit too, and it is the answer when it exceeds ``max_batch``.
+
     Raises:
-        MemoryBudgetError: a batch of 1 already exceeds the budget (message: the estimate, the
-            budget, and what to change).
-        UnlearningInputError: non-positive budget or ``max_batch``.
+        MemoryBudgetError: a batch of ``max(1, min_batch)`` rows already exceeds the budget (message:
+            the estimate, the budget, and what to change).
+        UnlearningInputError: non-positive budget, ``max_batch`` or ``min_batch``.
     """
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
         raise UnlearningInputError(f"budget_bytes must be a positive integer, got {budget_bytes!r}")
-    if max_batch < 1:
-        raise UnlearningInputError(f"max_batch must be >= 1, got {max_batch}")
-    one = dp_memory_estimate(model_config_or_model, trainable_params, 1, seq_len)
+    if max_batch < 1 or min_batch < 1:
+        raise UnlearningInputError(f"max_batch and min_batch must be >= 1, got {max_batch}, {min_batch}")
+    one = dp_memory_estimate(model_config_or_model, trainable_params, min_batch, seq_len, device=device)
     if one > budget_bytes:
+        rows = ("a physical batch of 1" if min_batch == 1 else
+                f"a physical batch of {min_batch} rows (one data subject's records, never split; lower "
+                f"max_records_per_unit)")
         raise MemoryBudgetError(
-            f"DP training needs an estimated {one / 2**20:,.0f} MiB even with a physical batch of 1 "
+            f"DP training needs an estimated {one / 2**20:,.0f} MiB even with {rows} "
             f"({trainable_params:,} trainable parameters, sequences of {seq_len} tokens), above the memory "
             f"budget of {budget_bytes / 2**20:,.0f} MiB (DP_MEMORY_BUDGET_BYTES). Use LoRA (fewer trainable "
             f"parameters), shorter sequences, a smaller model, or raise the budget on a worker with more memory.")
-    lo, hi = 1, max_batch
+    if min_batch >= max_batch:
+        return min_batch
+    lo, hi = min_batch, max_batch
     while lo < hi:  # the estimate grows with the batch: binary search the largest that fits
         mid = (lo + hi + 1) // 2
-        if dp_memory_estimate(model_config_or_model, trainable_params, mid, seq_len) <= budget_bytes:
+        if dp_memory_estimate(model_config_or_model, trainable_params, mid, seq_len, device=device) <= budget_bytes:
             lo = mid
         else:
             hi = mid - 1

@@ -164,14 +164,18 @@ class EvaluationReportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EvaluationReport
-        fields = ["id", "role", "model_version", "forget_set_sha256", "metrics", "profile", "reference_type",
+        fields = ["id", "role", "model_version", "forget_set_sha256", "manifest_sha256", "metrics", "profile",
+                  "reference_type",
                   "verdicts", "passed", "created_at"]
 
 
 #: ``file://``/``s3://`` URIs and absolute server paths in job results, errors and profiles.
 _INTERNAL_LOCATION = re.compile(r"\b(?:file|s3|gs|https?)://[^\s'\"]+|(?<![\w.~-])/(?:[\w.@+-]+/)+[\w.@+-]*")
 _OWNER_HIDDEN_KEYS = frozenset({"artifact_uri", "worker", "model_dir", "output_dir", "base_dir", "dp_base_dir",
-                                "path", "tokenizer_name"})
+                                "path", "tokenizer_name",
+                                # the full manifest lists other people's record ids (retain, holdout); owners
+                                # get its digest in the reports and its summary in the certificate
+                                "evaluation_manifest"})
 
 
 def redact_internal(value):

@@ -30,7 +30,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests_app', '0006_onboarding'),
+        ('requests_app', '0007_evaluation_manifest'),
     ]
 
     operations = [

@@ -60,6 +60,12 @@ def decrypt_text(token: str) -> str:
     return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
 
 
+#: What a job given up after repeatedly lost workers most often means, and what to do (issue 23 item 2).
+LOST_WORKER_HINT = ("; a worker killed by the operating system for memory (CPU out-of-memory) ends this way: retry "
+                    "with a smaller batch_size, LoRA or a smaller model, lower DP_MEMORY_BUDGET_BYTES for DP training, "
+                    "or run it on a worker with more memory")
+
+
 def _sha256_text(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 

@@ -19,7 +19,13 @@ from ..models import (
     UnlearningJob,
 )
 from ..workflow import ALLOWED_TRANSITIONS, TransitionError
-from .common import ServiceError, _job_enqueue_on_commit, _ticket_transition, _tickets_advance  # noqa: F401
+from .common import (  # noqa: F401
+    LOST_WORKER_HINT,
+    ServiceError,
+    _job_enqueue_on_commit,
+    _ticket_transition,
+    _tickets_advance,
+)
 from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
@@ -44,6 +50,11 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
     model_method_check(ticket.target_model, method)  # issue 14
     first_job = ticket.jobs.order_by("id").first()
     source = first_job.source_version if first_job else selectors.model_serving_version(ticket.target_model)
+    if source is None:
+        raise ServiceError(f"model '{ticket.target_model.name}' has no serving version")
+    from .manifests import ticket_manifest_check
+
+    ticket_manifest_check(ticket=ticket, weights_sha256=source.weights_sha256)  # issue 23: 400 before a job
     with transaction.atomic():
         job = UnlearningJob.objects.create(
             model=ticket.target_model, source_version=source, method=method,
@@ -107,7 +118,7 @@ def _job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
             reason = f"the job cannot run: {unrunnable}"
             fail = True
         elif job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            reason = f"gave up after {job.attempts} attempts (the worker was lost each time)"
+            reason = f"gave up after {job.attempts} attempts (the worker was lost each time)" + LOST_WORKER_HINT
             fail = True
         else:
             fail = False
@@ -158,7 +169,7 @@ def jobs_requeue_stale(*, now=None) -> dict:
     for job in candidates:
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
             job_fail(job=job, reason=f"gave up after {job.attempts} attempts (no heartbeat for "
-                                     f"{settings.JOB_HEARTBEAT_TIMEOUT} s each time)")
+                                     f"{settings.JOB_HEARTBEAT_TIMEOUT} s each time)" + LOST_WORKER_HINT)
             out["failed"] += 1
             continue
         with transaction.atomic():
@@ -363,7 +374,8 @@ def job_finish(
         for role, (mv, report) in reports.items():
             EvaluationReport.objects.create(
                 model_version=version if role == "unlearned" else mv, job=locked, role=role,
-                forget_set_sha256=locked.forget_set_sha256, metrics=report.get("metrics", {}),
+                forget_set_sha256=locked.forget_set_sha256, manifest_sha256=report.get("manifest_sha256", ""),
+                metrics=report.get("metrics", {}),
                 profile=report.get("profile", {}),
                 reference_type=verdicts.get("privleak", {}).get("reference_type", "") if role == "unlearned" else "",
                 verdicts=verdicts if role == "unlearned" else {},

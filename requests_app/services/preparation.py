@@ -17,7 +17,7 @@ from django.utils import timezone
 from ..audit import audit_event_record
 from ..models import JobStatus, PreparationJob, TargetModel
 from ..workflow import TransitionError
-from .common import ServiceError
+from .common import LOST_WORKER_HINT, ServiceError
 
 #: Celery queues: DP/retrain training needs the accelerator, ingestion does not.
 QUEUE_FOR_KIND = {PreparationJob.KIND_CORPUS_INGEST: "default", PreparationJob.KIND_DP_BASE: "gpu",
@@ -70,7 +70,7 @@ def preparation_claim(*, job_id: int, worker: str) -> PreparationJob | None:
         if job.status != JobStatus.QUEUED and not reclaim:
             return None
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            give_up = f"gave up after {job.attempts} attempts (the worker was lost each time)"
+            give_up = f"gave up after {job.attempts} attempts (the worker was lost each time)" + LOST_WORKER_HINT
         else:
             give_up = ""
             before = job.status
@@ -159,7 +159,7 @@ def preparations_requeue_stale(*, now=None) -> dict:
     for job in PreparationJob.objects.filter(status=JobStatus.RUNNING).filter(
             Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)):
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            preparation_fail(job=job, reason=f"gave up after {job.attempts} attempts (no heartbeat)")
+            preparation_fail(job=job, reason=f"gave up after {job.attempts} attempts (no heartbeat)" + LOST_WORKER_HINT)
             out["failed"] += 1
             continue
         with transaction.atomic():

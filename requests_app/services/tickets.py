@@ -44,6 +44,7 @@ from .common import (  # noqa: F401
 from .email import email_send_on_commit
 from .idempotency import IN_FLIGHT_MESSAGE, idempotency_db_lock, idempotency_slot, idempotent_replay
 from .jobs import erasure_method_check
+from .manifests import evaluation_manifest_prepare, ticket_manifest_check
 from .target_models import model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
@@ -317,6 +318,8 @@ def ticket_approve(
     source = selectors.model_serving_version(model)
     if source is None:
         raise ServiceError(f"model '{model.name}' has no serving version")
+    evaluation_manifest_prepare(model=model, forget_records=records, weights_sha256=source.weights_sha256,
+                                frozen_forget_ids=record_ids, frozen_forget_sha256=None)  # issue 23: 400
     with transaction.atomic():
         _ticket_transition(
             ticket, TicketStatus.APPROVED, actor=approver, verb="ticket.approved",
@@ -473,6 +476,9 @@ def ticket_retry(*, ticket: RemovalTicket, actor, method: str | None = None,
     hyperparameters_check(model=ticket.target_model, method=method, hyperparameters=(
         hyperparameters if hyperparameters is not None else (previous.hyperparameters if previous else {})))
     source = selectors.model_serving_version(ticket.target_model)
+    if source is None:
+        raise ServiceError(f"model '{ticket.target_model.name}' has no serving version")
+    ticket_manifest_check(ticket=ticket, weights_sha256=source.weights_sha256)
     with transaction.atomic():
         _ticket_transition(ticket, TicketStatus.QUEUED, actor=actor, verb="ticket.retried",
                            sources=[TicketStatus.FAILED], fields={"failure_reason": ""})

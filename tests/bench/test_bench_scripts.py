@@ -159,3 +159,20 @@ def test_methods_refuses_bad_input_before_training(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message):
         methods.run_request(ns, "test")
     assert not list(tmp_path.glob("setup-*/target"))  # nothing was trained
+
+
+def test_dp_memory_prepares_the_estimate_inputs(tmp_path):
+    """bench/dp_memory.py (issue 23): the estimate is the service's formula on the artifact it trains."""
+    from bench import dp_memory
+    from unlearning_engine.memory_plan import dp_memory_breakdown
+    from unlearning_engine.modeling import load_artifact
+
+    info = dp_memory.prepare("test-full", tmp_path)
+    model, _ = load_artifact(tmp_path / "base")
+    assert info["trainable_params"] == info["total_params"] == sum(p.numel() for p in model.parameters())
+    assert info["estimate"] == dp_memory_breakdown(model.config, info["total_params"], 8, info["seq_len"])
+    assert len(json.loads((tmp_path / "texts.json").read_text())) == dp_memory.n_texts(8) == 32
+    row = {"config": "x", "total_params": 10, "trainable_params": 5, "physical_batch": 8, "seq_len": 62,
+           "estimate_bytes": 3 * 2**20, "measured_bytes": 2 * 2**20, "ratio_estimate_over_measured": 1.5,
+           "train_seconds": 1.0}
+    assert dp_memory.markdown([row]).splitlines()[-1] == "| x | 10 (5) | 8 × 62 | 3.0 | 2.0 | 1.50 | 1.0 |"

@@ -3,6 +3,7 @@ import pytest
 
 from unlearning_engine.errors import UnlearningInputError
 from unlearning_engine.memory_plan import (
+    CPU_ALLOCATOR_RETENTION,
     RUNTIME_OVERHEAD_BYTES,
     MemoryBudgetError,
     choose_physical_batch,
@@ -32,12 +33,17 @@ def test_breakdown_terms_are_the_documented_formulas():
     assert out["activations"] == 2 * (b * s * (10 * 32 + 4 * 64) + 2 * b * 2 * s * s) * 4
     assert out["logits"] == 3 * b * s * 512 * 4
     assert out["runtime_overhead"] == RUNTIME_OVERHEAD_BYTES
+    tensors = sum(out[k] for k in ("weights", "gradients", "optimizer_state", "per_sample_gradients",
+                                   "activations", "logits"))
+    assert out["allocator_retention"] == int(CPU_ALLOCATOR_RETENTION * tensors)  # glibc keeps freed blocks (CPU)
     assert out["total"] == sum(v for k, v in out.items() if k != "total")
+    gpu = dp_memory_breakdown(CFG, p, b, s, device="cuda")
+    assert gpu["allocator_retention"] == 0 and gpu["total"] == out["total"] - out["allocator_retention"]
 
 
 def test_per_sample_gradients_dominate_full_dp_on_smollm2():
     p = model_shape(SMOL).total_params
-    out = dp_memory_breakdown(SMOL, p, 32, 128)
+    out = dp_memory_breakdown(SMOL, p, 32, 128, device="cuda")
     assert out["per_sample_gradients"] == 32 * p * 4  # 17.2 GB
     assert out["per_sample_gradients"] > 0.5 * out["total"]
 
@@ -85,3 +91,12 @@ def test_django_plan_refuses_before_training_with_an_actionable_reason(settings)
     settings.DP_MEMORY_BUDGET_BYTES = 2**20
     with pytest.raises(services.ServiceError, match="DP_MEMORY_BUDGET_BYTES"):
         dp_physical_batch_plan(model=model, tokenizer=tok, examples=examples, expected_batch=16)
+
+
+def test_min_batch_is_kept_and_must_fit():
+    p = model_shape(SMOL).total_params
+    assert choose_physical_batch(10**15, SMOL, p, 128, max_batch=4, min_batch=10) == 10
+    budget = dp_memory_estimate(SMOL, p, 12, 128)
+    assert choose_physical_batch(budget, SMOL, p, 128, max_batch=32, min_batch=10) == 12
+    with pytest.raises(MemoryBudgetError, match="a physical batch of 10 rows"):
+        choose_physical_batch(dp_memory_estimate(SMOL, p, 9, 128), SMOL, p, 128, min_batch=10)

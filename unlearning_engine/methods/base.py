@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..data import Example, format_example
+from ..data import Example, format_example, split_overlaps
 from ..errors import UnlearningInputError
 from ..hparams import resolve
 from ..presets import preset_hyperparameters
@@ -137,14 +137,15 @@ class Method:
 
 def check_disjoint(forget: list[Example], retain: list[Example]) -> None:
     """Raise UnlearningInputError if a forget record also appears in the retain set, by
-    ``record_id`` (when both have one) or by identical formatted text."""
-    f_ids = {e.record_id for e in forget if e.record_id is not None}
-    f_txt = {format_example(e) for e in forget}
-    for e in retain:
-        if e.record_id is not None and e.record_id in f_ids:
-            raise UnlearningInputError(
-                f"forget and retain sets overlap: record_id {e.record_id!r} is in both")
-        if format_example(e) in f_txt:
-            raise UnlearningInputError(
-                "forget and retain sets overlap: a retain record has the same text as a forget "
-                f"record ({format_example(e)[:60]!r}...)")
+    ``record_id`` (when both have one) or by identical normalised text
+    (:func:`unlearning_engine.data.split_overlaps`)."""
+    overlaps = split_overlaps(forget, retain)
+    if not overlaps:
+        return
+    first = overlaps[0]
+    if first.kind == "record_id":
+        raise UnlearningInputError(
+            f"forget and retain sets overlap: record_id {first.key!r} is in both")
+    raise UnlearningInputError(
+        "forget and retain sets overlap: a retain record has the same text as a forget "
+        f"record ({format_example(retain[first.index])[:60]!r}...)")
