@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver leaves /static/ to WhiteNoise in every mode
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ and /favicon.ico, DEBUG or not
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,6 +94,13 @@ LANGUAGE_CODE = "en"
 USE_I18N = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Static files (WhiteNoise): served by the web process itself, with DEBUG on or off, so that the README's
+# `manage.py runserver` gives a styled portal. Without `collectstatic` WhiteNoise finds the files in the
+# apps (WHITENOISE_USE_FINDERS); a deployment that ran `collectstatic` into STATIC_ROOT may turn that off.
+# Files at the site root (favicon.ico) come from WHITENOISE_ROOT.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+WHITENOISE_AUTOREFRESH = env.bool("WHITENOISE_AUTOREFRESH", default=DEBUG)
+WHITENOISE_ROOT = BASE_DIR / "requests_app" / "static_root"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
