@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc from our own static files, never a CDN
     "requests_app",
 ]
 
@@ -138,6 +139,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Swagger UI and ReDoc work offline: their JS/CSS come from drf-spectacular-sidecar's static files
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # deep links put a link inside each operation's toggle button (axe: nested-interactive)
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False},
     # unlearning and preparation jobs share one status set (issue 14)
     "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "requests_app.models.JobStatus"},
 }

@@ -29,3 +29,20 @@ def test_pages_link_the_stylesheet_and_icon(db):
     html = Client().get("/").content.decode()
     assert '<link rel="stylesheet" href="/static/portal/portal.css">' in html
     assert 'href="/favicon.ico"' in html and "/static/portal/favicon.svg" in html
+
+
+@pytest.mark.parametrize("path, asset", [("/api/v1/docs/", "swagger-ui-dist/swagger-ui-bundle.js"),
+                                         ("/api/v1/redoc/", "redoc/bundles/redoc.standalone.js")])
+def test_api_docs_load_their_assets_from_our_static_files(db, path, asset):
+    """Swagger UI and ReDoc reference only local /static/ files (drf-spectacular-sidecar), no CDN (item 9)."""
+    import re
+
+    client = Client()
+    html = client.get(path).content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(s.endswith(asset) for s in sources), sources
+    assert not [s for s in sources if s.startswith(("http://", "https://", "//"))], sources
+    assert not re.search(r"https?://(cdn|unpkg|fastly)", html)
+    local = next(s for s in sources if s.endswith(asset))
+    r = client.get(local)
+    assert r.status_code == 200 and len(b"".join(r.streaming_content)) > 100_000
