@@ -10,6 +10,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -146,8 +147,7 @@ def my_requests(request):
 def request_new(request):
     if selectors.user_roles(request.user) & {"auditor"} and not request.user.is_superuser:
         # auditors read everything and change nothing, also through the portal (issue 13 item 9)
-        return page(request, "portal/signin_invalid.html",
-                    {"reason": _("Auditors have read-only access and cannot file requests.")}, status=403)
+        raise PermissionDenied(_("Auditors have read-only access and cannot file requests."))
     if request.method == "POST":
         form = forms.RemovalRequestForm(request.POST, request.FILES)
         if form.is_valid():

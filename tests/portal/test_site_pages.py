@@ -46,3 +46,75 @@ def test_api_docs_load_their_assets_from_our_static_files(db, path, asset):
     local = next(s for s in sources if s.endswith(asset))
     r = client.get(local)
     assert r.status_code == 200 and len(b"".join(r.streaming_content)) > 100_000
+
+
+# --- branded error pages (item 8) ---------------------------------------------------------------
+
+BRAND = "AI data removal service"
+
+
+def _assert_branded(html: str):
+    assert f'<a class="brand" href="/">{BRAND}</a>' in html
+    assert "/static/portal/portal.css" in html and 'href="/"' in html
+
+
+def test_404_keeps_the_views_message(client_for, users, corpus, forget_subject):
+    from requests_app.models import RemovalTicket
+
+    ticket = RemovalTicket.objects.create(requester=users["owner"], subject=forget_subject,
+                                          received_at="2026-01-05T10:00:00Z", due_at="2026-02-05T10:00:00Z")
+    r = client_for("owner").get(f"/requests/{ticket.public_id}/certificate/")
+    assert r.status_code == 404
+    html = r.content.decode()
+    _assert_branded(html)
+    assert '<p class="lead" id="error-message">No certificate has been issued for this request yet.</p>' in html
+    assert "<h1>Page not found</h1>" in html and 'href="/requests/"' in html  # a way back to "My requests"
+
+
+def test_404_of_an_unknown_address_shows_no_resolver_internals(db):
+    r = Client().get("/no/such/page/")
+    assert r.status_code == 404
+    html = r.content.decode()
+    _assert_branded(html)
+    assert "error-message" not in html and "tried" not in html and "/signin/" in html
+
+
+def test_403_keeps_the_views_message(client_for):
+    r = client_for("owner").get("/dashboard/")
+    assert r.status_code == 403
+    html = r.content.decode()
+    _assert_branded(html)
+    assert "The dashboard is for the legal team and ML operators only." in html
+    assert "You are signed in as owner@example.org" in html
+
+
+def test_auditor_filing_a_request_gets_the_branded_403(client_for):
+    r = client_for("auditor").get("/requests/new/")
+    assert r.status_code == 403
+    assert "Auditors have read-only access and cannot file requests." in r.content.decode()
+    assert "Sign-in link not valid" not in r.content.decode()
+
+
+def test_api_404_stays_json(db):
+    r = Client().get("/api/v1/no-such-endpoint/")
+    assert r.status_code == 404 and r.json() == {"detail": "Page not found"}
+
+
+@pytest.mark.urls("tests.portal.error_urls")
+def test_400_shows_a_bad_request_message_but_not_a_suspicious_operations(db):
+    r = Client().get("/bad/")
+    assert r.status_code == 400
+    _assert_branded(r.content.decode())
+    assert "The form was sent without its token." in r.content.decode()
+    r = Client().get("/suspicious/")
+    assert r.status_code == 400 and "internal host header detail" not in r.content.decode()
+    assert "The request could not be understood" in r.content.decode()
+
+
+@pytest.mark.urls("tests.portal.error_urls")
+def test_500_is_branded_without_the_exception(db):
+    r = Client(raise_request_exception=False).get("/boom/")
+    assert r.status_code == 500
+    html = r.content.decode()
+    _assert_branded(html)
+    assert "Something went wrong on our side" in html and "secret internal detail" not in html
