@@ -247,6 +247,11 @@ PORTAL_SIGNIN_TTL_SECONDS = env.int("PORTAL_SIGNIN_TTL_SECONDS", default=15 * 60
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
+# Told to owners whose request is declined (GDPR Art. 12(4), CCPA appeal); empty → DEFAULT_FROM_EMAIL.
+PRIVACY_APPEAL_CONTACT = env.str("PRIVACY_APPEAL_CONTACT", default="")
+PRIVACY_SUPERVISORY_AUTHORITY = env.str("PRIVACY_SUPERVISORY_AUTHORITY", default="")  # e.g. the lead authority
+# Absolute links in e-mailed notices (the portal's address as owners reach it)
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
 # LOG_FORMAT=json: one JSON object per line with the ticket and job ids (requests_app/logging.py),
 # in the web process and the worker (Celery then keeps this configuration instead of its own).

@@ -23,7 +23,7 @@ from ..models import (
     UnlearningJob,
 )
 from ..workflow import TransitionError
-from . import forms
+from . import forms, labels
 from .lineage import lineage_points, sustainability_png
 from .presentation import deadline_state, page, status_label, ticket_timeline
 from .views import certificate_html_response, certificate_json_response, job_status_json
@@ -101,7 +101,7 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
     if ticket.status not in CLOSED and ticket.status not in (
         TicketStatus.APPROVED, TicketStatus.QUEUED, TicketStatus.RUNNING, TicketStatus.EVALUATING, TicketStatus.FAILED
     ):
-        ctx["deny_form"] = deny_form or forms.DenyForm()
+        ctx["deny_form"] = deny_form or forms.DenyForm(jurisdiction=ticket.jurisdiction)
     return ctx
 
 
@@ -166,7 +166,7 @@ def request_deny(request, public_id):
     ticket = _ticket(request, public_id)
     if not _has(request.user, APPROVER):
         raise PermissionDenied(_("Only a legal approver can deny."))
-    form = forms.DenyForm(request.POST)
+    form = forms.DenyForm(request.POST, jurisdiction=ticket.jurisdiction)
     if form.is_valid():
         try:
             services.ticket_deny(ticket=ticket, actor=request.user, **form.cleaned_data)
@@ -195,12 +195,18 @@ def job_detail(request, public_id):
     unlearned = next((r for r in reports if r.role == "unlearned"), None)
     metric_names = ["verbmem_forget", "knowmem_forget", "knowmem_retain", "mink_auc"]
     table = [
-        {"role": r.role, "values": [(r.metrics.get(m) or {}).get("value") for m in metric_names]} for r in reports
+        {"role": r.role, "values": [labels.metric_value(m, (r.metrics.get(m) or {}).get("value"), unit=False)
+                                    for m in metric_names]} for r in reports
     ]
     return page(request, "dashboard/job_detail.html", {
         "job": job, "status": status_label(job.status), "tickets": job.tickets.all(),
-        "metric_names": metric_names, "table": table,
-        "checks": (unlearned.verdicts or {}).get("checks", []) if unlearned else [],
+        "metric_heads": [{"label": labels.metric_label(m), "unit": labels.METRICS[m].unit} for m in metric_names],
+        "table": table,
+        "checks": [labels.check_row(c) for c in (unlearned.verdicts or {}).get("checks", []) if isinstance(c, dict)]
+        if unlearned else [],
+        "method_description": labels.method_description(job.method),
+        "hyperparameters": sorted((job.hyperparameters or {}).items()),
+        "phase_label": labels.phase_label((job.progress or {}).get("phase", "")),
         "certificate": Certificate.objects.filter(job=job).first(),
         "final": job.status in ("succeeded", "failed", "cancelled"),
     })
@@ -239,11 +245,16 @@ def model_lineage(request, pk):
     for cert in Certificate.objects.filter(job__model=model).select_related("job").order_by("issued_at"):
         dp = cert.payload.get("dp_guarantee")
         if isinstance(dp, dict):
-            dp_jobs.append({"certificate": cert, "job": cert.job, "dp": dp})
+            eps, delta = dp.get("per_subject_epsilon"), dp.get("per_subject_delta")
+            group = dp.get("group_bound_not_a_guarantee") or {}
+            dp_jobs.append({"certificate": cert, "job": cert.job, "dp": dp,
+                            "epsilon": labels.format_number(eps, 2) if eps is not None else
+                            _("none claimed (bound %(eps)s)") % {"eps": labels.format_number(group.get("epsilon"), 1)},
+                            "delta": labels.scientific(delta) if delta is not None else "—"})
     ledger = model.privacy_ledger or {}
     return page(request, "dashboard/model_lineage.html", {
         "model": model, "published": published, "others": others,
-        "points": lineage_points(model), "ledger": sorted(ledger.items()), "dp_jobs": dp_jobs,
+        "points": lineage_points(model), "ledger": labels.ledger_rows(ledger), "dp_jobs": dp_jobs,
     })
 
 

@@ -231,15 +231,6 @@ def certificate_shape_problem(document) -> str:
     return ""
 
 
-DENY_CHOICES = [
-    ("art17_3_a", _("Art. 17(3)(a) freedom of expression and information")),
-    ("art17_3_b", _("Art. 17(3)(b) legal obligation or public task")),
-    ("art17_3_c", _("Art. 17(3)(c) public health")),
-    ("art17_3_d", _("Art. 17(3)(d) archiving, research or statistics")),
-    ("art17_3_e", _("Art. 17(3)(e) legal claims")),
-    ("unverified", _("Identity could not be verified")),
-    ("manifestly_unfounded", _("Art. 12(5) manifestly unfounded or excessive")),
-]
 
 
 class ApproveForm(SummaryMixin, forms.Form):
@@ -276,7 +267,16 @@ class ApproveForm(SummaryMixin, forms.Form):
 
 
 class DenyForm(SummaryMixin, forms.Form):
-    exception_code = forms.ChoiceField(label=_("Legal exception"), choices=[("", "—")] + DENY_CHOICES)
+    """Only the exceptions of the ticket's jurisdiction are offered (``legal.denial_exceptions_for``)."""
+
+    exception_code = forms.ChoiceField(label=_("Legal exception"))
     reason = forms.CharField(
-        label=_("Reason (sent to the requester)"), max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("Reason (sent to the requester)"), max_length=5000, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("The e-mailed notice adds how to complain or appeal for this request's law."),
     )
+
+    def __init__(self, *args, jurisdiction: str, **kwargs):
+        from ..legal import denial_exceptions_for
+
+        super().__init__(*args, **kwargs)
+        self.fields["exception_code"].choices = [("", "—")] + [(c.value, c.label) for c in denial_exceptions_for(jurisdiction)]

@@ -20,19 +20,22 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import selectors, services
 from ..certificates import certificate_verify_document
+from ..legal import complaint_options
 from ..models import Certificate, TicketStatus
 from ..ratelimit import client_ip, rate_limits_hit
 from ..workflow import TransitionError, sources_for
-from . import forms
+from . import forms, labels
 from . import services as portal_services
 from .presentation import (
-    certificate_body_html,
     certificate_summary,
     page,
     status_label,
     ticket_timeline,
     verification_reason_text,
 )
+
+#: no "We answer by" on a request that was declined or withdrawn (issue 21 item 15)
+NO_DEADLINE = (TicketStatus.DENIED, TicketStatus.WITHDRAWN)
 
 
 def _safe_next(request, url: str) -> str:
@@ -138,7 +141,7 @@ def signout(request):
 @login_required
 def my_requests(request):
     tickets = selectors.tickets_visible_to(request.user).filter(requester=request.user).order_by("-received_at")
-    rows = [{"ticket": t, "status": status_label(t.status)} for t in tickets]
+    rows = [{"ticket": t, "status": status_label(t.status), "closed": t.status in NO_DEADLINE} for t in tickets]
     return page(request, "portal/my_requests.html", {"rows": rows})
 
 
@@ -245,6 +248,8 @@ def request_detail(request, public_id):
         "status": status_label(ticket.status),
         "timeline": ticket_timeline(ticket, viewer=request.user, staff=False),
         "can_withdraw": ticket.status in sources_for(TicketStatus.WITHDRAWN),
+        "closed": ticket.status in NO_DEADLINE,
+        "complaint_options": complaint_options(ticket.jurisdiction) if ticket.status == TicketStatus.DENIED else [],
         "job": job,
         "certificate": _certificate_for(ticket),
     })
@@ -302,7 +307,8 @@ def certificate_html_response(request, cert, *, ticket=None, back_url=""):
         "result": result,
         "reason": verification_reason_text(result.reason),
         "summary": certificate_summary(document["payload"]),
-        "body": certificate_body_html(document, result),
+        "document": document,
+        "payload_json": json.dumps(document["payload"], indent=2, sort_keys=True, ensure_ascii=False),
         "back_url": back_url,
     })
 
@@ -340,9 +346,10 @@ def job_status_json(job) -> JsonResponse:
     return JsonResponse({
         "id": str(job.public_id),
         "status": job.status,
-        "status_label": status_label(job.status),
+        "status_label": job.get_status_display(),
         "final": job.status in ("succeeded", "failed", "cancelled"),
-        "progress": {k: progress.get(k) for k in ("phase", "step", "total", "eta_seconds", "loss")},
+        "progress": {**{k: progress.get(k) for k in ("phase", "step", "total", "eta_seconds", "loss")},
+                     "phase_label": labels.phase_label(progress.get("phase") or "")},
         "error": job.error,
         "tickets": [{"id": str(t.public_id), "status": t.status, "status_label": status_label(t.status)}
                     for t in job.tickets.all()],

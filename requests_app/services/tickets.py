@@ -333,9 +333,22 @@ def ticket_approve(
 
 
 def ticket_deny(*, ticket: RemovalTicket, actor, exception_code: str, reason: str) -> RemovalTicket:
-    """Deny with a GDPR Art. 17(3) exception code and a reason (both required)."""
+    """Deny with a legal exception of the ticket's jurisdiction and a reason (both required).
+
+    GDPR (and other) tickets cite Art. 17(3)(a)–(e) or 12(5); CCPA tickets §1798.105(d)(1)–(9)
+    (:func:`requests_app.legal.denial_exceptions_for`). Both may cite an unverifiable identity.
+
+    Raises:
+        ServiceError: no code or reason, or a code of another jurisdiction.
+    """
+    from ..legal import denial_exceptions_for
+
     if not exception_code or not reason:
-        raise ServiceError("a denial needs an exception code (GDPR Art. 17(3)) and a reason")
+        raise ServiceError("a denial needs an exception code (GDPR Art. 17(3) / CCPA §1798.105(d)) and a reason")
+    allowed = denial_exceptions_for(ticket.jurisdiction)
+    if exception_code not in allowed:
+        raise ServiceError(f"'{exception_code}' is not an exception for a {ticket.jurisdiction} request; "
+                           f"use one of: {', '.join(allowed)}")
     with transaction.atomic():
         return _ticket_transition(
             ticket, TicketStatus.DENIED, actor=actor, verb="ticket.denied",
