@@ -234,6 +234,7 @@ _proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=6)  # e-mails to the data owner (services/notices.py)
 
 CELERY_BEAT_SCHEDULE = {
     "flag-due-soon-tickets": {"task": "requests_app.tasks.tickets_flag_due_soon_task", "schedule": 3600.0},

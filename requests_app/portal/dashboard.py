@@ -85,6 +85,7 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
         "deadline": deadline_state(ticket.due_at),
         "timeline": ticket_timeline(ticket, viewer=request.user, staff=True),
         "jobs": ticket.jobs.order_by("-id"),
+        "notices": ticket.notices.order_by("created_at", "id"),
         "certificate": Certificate.objects.filter(job__tickets=ticket).order_by("-id").first(),
         **_roles_context(request.user),
     }

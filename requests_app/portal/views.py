@@ -249,6 +249,7 @@ def request_detail(request, public_id):
         "timeline": ticket_timeline(ticket, viewer=request.user, staff=False),
         "can_withdraw": ticket.status in sources_for(TicketStatus.WITHDRAWN),
         "closed": ticket.status in NO_DEADLINE,
+        "notices": ticket.notices.order_by("created_at", "id"),
         "complaint_options": complaint_options(ticket.jurisdiction) if ticket.status == TicketStatus.DENIED else [],
         "job": job,
         "certificate": _certificate_for(ticket),

@@ -10,6 +10,7 @@ from .common import _job_enqueue_on_commit, _sha256_text, _ticket_transition, _t
 from .corpora import *  # noqa: F403
 from .evidence import *  # noqa: F403
 from .jobs import *  # noqa: F403
+from .notices import owner_notice_mark_failed, owner_notice_queue, owner_notice_send  # noqa: F401
 from .preparation import *  # noqa: F403
 from .target_models import *  # noqa: F403
 from .tickets import *  # noqa: F403

@@ -451,14 +451,11 @@ def ticket_extend_deadline(*, ticket: RemovalTicket, actor, reason: str, days: i
         audit_event_record(actor=actor, verb="ticket.deadline_extended", obj=locked,
                            before={"due_at": locked.due_at.isoformat()},
                            after={"due_at": new_due.isoformat(), "reason": reason, "notified_at": now.isoformat()})
-        email = locked.requester.email
-        if email:
-            transaction.on_commit(lambda: send_mail(
-                "Your data-removal request: deadline extended",
-                f"We need more time to complete request {locked.public_id}. New deadline: {new_due:%Y-%m-%d %H:%M} UTC. "
-                f"Reason: {reason}",
-                settings.DEFAULT_FROM_EMAIL, [email],
-            ))
+        locked.refresh_from_db()
+        from .notices import owner_notice_queue
+
+        # GDPR Art. 12(3) / CCPA regulations §7021(b): the notice with the reasons, sent after commit
+        owner_notice_queue(ticket=locked, kind="extension", extra={"extension_reason": reason})
     locked.refresh_from_db()
     return locked
 

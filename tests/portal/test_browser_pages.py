@@ -154,3 +154,30 @@ def test_error_page_and_offline_api_docs(browser, live_server, users, realistic_
         check_page(page, path.strip("/").replace("/", "_"), 390)
     assert outside == []
     ctx.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_declined_request_page_with_exception_complaint_route_and_notices(
+        browser, live_server, users, forget_subject, settings, width):
+    from django.core import mail
+
+    from requests_app import services
+
+    settings.PRIVACY_APPEAL_CONTACT = "appeals@example.com"
+    ticket, _ = services.ticket_create(requester=users["owner"], subject=forget_subject, jurisdiction="CCPA")
+    type(ticket).objects.filter(pk=ticket.pk).update(status="identity_verified")  # code step: test_browser.py
+    services.ticket_start_review(ticket=ticket, reviewer=users["reviewer"])
+    services.ticket_deny(ticket=ticket, actor=users["approver"], exception_code="ccpa_105_d_8",
+                         reason="A court order requires us to keep these records.")
+    assert [m.subject for m in mail.outbox if m.to == ["owner@example.org"]][-2:] == [
+        "Your data-removal request is being reviewed", "Your data-removal request was declined"]
+    ctx, page = open_as(browser, live_server, users["owner"], width)
+    page.goto(f"{live_server.url}/requests/{ticket.public_id}/")
+    decision = page.locator("#decision")
+    assert "CCPA §1798.105(d)(8): a legal obligation" in decision.inner_text()
+    assert "appeals@example.com" in decision.inner_text() and "California Privacy Protection Agency" in decision.inner_text()
+    assert "We answer by" not in page.locator("dl.facts").inner_text()
+    kinds = page.locator("#notices tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds == ["review", "denial"]
+    check_page(page, "request_declined", width)
+    ctx.close()
