@@ -33,6 +33,7 @@ from .presentation import (
     ticket_timeline,
     verification_reason_text,
 )
+from .stepper import ticket_steps
 
 #: no "We answer by" on a request that was declined or withdrawn (issue 21 item 15)
 NO_DEADLINE = (TicketStatus.DENIED, TicketStatus.WITHDRAWN)
@@ -243,10 +244,12 @@ def request_resend_code(request, public_id):
 def request_detail(request, public_id):
     ticket = _own_ticket(request, public_id)
     job = ticket.jobs.filter(publish=True).order_by("-id").first()
+    timeline = ticket_timeline(ticket, viewer=request.user, staff=False)
     return page(request, "portal/request_detail.html", {
         "ticket": ticket,
         "status": status_label(ticket.status),
-        "timeline": ticket_timeline(ticket, viewer=request.user, staff=False),
+        "timeline": timeline,
+        "stepper": ticket_steps(ticket, timeline),
         "can_withdraw": ticket.status in sources_for(TicketStatus.WITHDRAWN),
         "closed": ticket.status in NO_DEADLINE,
         "notices": ticket.notices.order_by("created_at", "id"),

@@ -177,6 +177,8 @@ def test_declined_request_page_with_exception_complaint_route_and_notices(
     assert "CCPA §1798.105(d)(8): a legal obligation" in decision.inner_text()
     assert "appeals@example.com" in decision.inner_text() and "California Privacy Protection Agency" in decision.inner_text()
     assert "We answer by" not in page.locator("dl.facts").inner_text()
+    states = page.locator(".stepper li").evaluate_all("steps => steps.map(s => s.dataset.state)")
+    assert states == ["done", "done", "done", "skipped", "skipped", "skipped"]  # the stepper (item 15)
     kinds = page.locator("#notices tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
     assert kinds == ["review", "denial"]
     check_page(page, "request_declined", width)
