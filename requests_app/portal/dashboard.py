@@ -75,9 +75,38 @@ def queue(request):
     return page(request, "dashboard/queue.html", {"rows": rows, "show_closed": show_closed, "counts": counts})
 
 
-def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> dict:
+def _erasing_methods() -> list[str]:
     from unlearning_engine import available_methods
 
+    return [m for m in available_methods() if services.method_changes_weights(m)]
+
+
+def method_options(ticket, form) -> dict:
+    """The approve screen's method list (issue 21 item 6): per method its name, the registry's
+    one-line description, whether it can yield an erasure certificate (it changes the weights) and
+    the mean compute time of this model's past succeeded jobs of that method."""
+    from django.db.models import Avg, Count
+
+    from unlearning_engine import available_methods
+
+    model = ticket.target_model or selectors.model_default()
+    past = {}
+    if model is not None:
+        past = {row["method"]: row for row in UnlearningJob.objects.filter(
+            model=model, status="succeeded", device_seconds__isnull=False).values("method").annotate(
+            mean=Avg("device_seconds"), n=Count("id"))}
+    rows = []
+    for widget in form["method"].subwidgets:
+        name = widget.data["value"]
+        rows.append({"widget": widget, "name": name, "label": labels.method_label(name),
+                     "description": labels.method_description(name), "certifies": True,
+                     "mean_seconds": (past.get(name) or {}).get("mean"), "n_jobs": (past.get(name) or {}).get("n", 0)})
+    not_offered = [{"name": m, "label": labels.method_label(m), "description": labels.method_description(m)}
+                   for m in available_methods() if not services.method_changes_weights(m)]
+    return {"rows": rows, "not_offered": not_offered, "model": model}
+
+
+def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> dict:
     records = selectors.ticket_resolution(ticket=ticket) if ticket.status == TicketStatus.IN_REVIEW else []
     ctx = {
         "ticket": ticket,
@@ -90,7 +119,11 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
         **_roles_context(request.user),
     }
     if ticket.status == TicketStatus.IN_REVIEW:
-        approve_form = approve_form or forms.ApproveForm(methods=available_methods(), records=records)
+        readonly = not _has(request.user, REVIEWER, APPROVER)  # auditors and operators see it read-only
+        approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(), records=records,
+                                                         readonly=readonly)
+        ctx["methods"] = method_options(ticket, approve_form)
+        ctx["readonly"] = readonly
         by_id = {r.pk: r for r in records}
         ctx["record_rows"] = [
             {"record": by_id.get(int(w.data["value"])), "widget": w,
@@ -131,8 +164,6 @@ def request_review(request, public_id):
 @staff_required
 @require_POST
 def request_approve(request, public_id):
-    from unlearning_engine import available_methods
-
     ticket = _ticket(request, public_id)
     if not _has(request.user, APPROVER):
         raise PermissionDenied(_("Only a legal approver can approve."))
@@ -141,7 +172,7 @@ def request_approve(request, public_id):
                        % {"status": status_label(ticket.status)})
         return redirect("portal:dashboard_request", public_id=ticket.public_id)
     records = selectors.ticket_resolution(ticket=ticket)
-    form = forms.ApproveForm(request.POST, methods=available_methods(), records=records)
+    form = forms.ApproveForm(request.POST, methods=_erasing_methods(), records=records)
     if form.is_valid():
         try:
             job = services.ticket_approve(

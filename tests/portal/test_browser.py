@@ -120,7 +120,7 @@ def test_owner_files_request_reviewer_approves_job_runs(browser, live_server, us
     app.locator(f'a[href="/dashboard/requests/{ticket_id}/"]').click()
     checkboxes = app.locator('input[name="records"]')
     assert checkboxes.count() == 20 and all(checkboxes.nth(i).is_checked() for i in range(20))
-    app.get_by_label("Unlearning method").select_option("dp2")
+    app.locator('input[name="method"][value="dp2"]').check()  # a radio list with descriptions (issue 21 item 6)
     shot(app, "08_dashboard_request_review")
     with app.expect_navigation(timeout=JOB_TIMEOUT_MS):  # eager Celery: the job runs inside this request
         app.get_by_role("button", name="Approve and start the removal").click()

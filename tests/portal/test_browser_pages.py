@@ -137,6 +137,14 @@ def test_staff_pages_fit_and_speak_plainly(browser, live_server, users, realisti
     assert page.locator("table.ledger").get_by_text("Privacy loss ε").is_visible()
     check_page(page, "lineage", width)
     ctx.close()
+    if width == 390:  # the auditor sees the approve screen read-only (item 6)
+        ctx, page = open_as(browser, live_server, users["auditor"], width)
+        page.goto(f"{live_server.url}/dashboard/requests/{ticket.public_id}/")
+        boxes = page.locator('input[name="records"], input[name="method"]')
+        assert boxes.count() > 0 and boxes.evaluate_all("els => els.every(e => e.disabled)")
+        assert page.locator("#readonly-note").is_visible() and page.locator("#approve").count() == 0
+        check_page(page, "request_review_auditor", width)
+        ctx.close()
 
 
 def test_error_page_and_offline_api_docs(browser, live_server, users, realistic_certificate):

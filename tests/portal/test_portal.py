@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -301,7 +302,7 @@ def test_approve_needs_records(client_for, forget_subject, target_model, file_re
     client_for("reviewer").post(base + "review/")
     page = client_for("approver").get(base).content.decode()
     assert page.count('type="checkbox" name="records"') == 20 and "checked" in page
-    assert '<option value="dp2" selected>dp2</option>' in page
+    assert re.search(r'<input type="radio" name="method" value="dp2"[^>]* checked>', page)  # radio list (issue 21 item 6)
     r = client_for("approver").post(base + "approve/", {"method": "dp2"})
     assert r.status_code == 400 and "Confirm at least one record" in r.content.decode()
     r = client_for("approver").post(base + "approve/", {"method": "dp2", "records": [1], "hyperparameters": "[1]"})
