@@ -55,9 +55,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def gunicorn_server(*, database_url: str, workers: int = 3, log_path: Path | None = None,
-                    extra_env: dict | None = None, start_timeout: float = 60.0):
+                    extra_env: dict | None = None, start_timeout: float = 60.0, cwd: Path = ROOT):
     """``gunicorn requests_app.wsgi`` with ``workers`` sync workers on a free loopback port; yields
-    the base URL once ``/healthz`` answers, stops the server (SIGTERM) on exit."""
+    the base URL once ``/healthz`` answers, stops the server (SIGTERM) on exit. ``cwd``: the checkout
+    whose code the server runs (default: this one)."""
     port = free_port()
     env = {
         **os.environ,
@@ -72,7 +73,7 @@ def gunicorn_server(*, database_url: str, workers: int = 3, log_path: Path | Non
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "requests_app.wsgi:application", "--workers", str(workers),
          "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "10"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + start_timeout

@@ -16,7 +16,10 @@ Issue 3's "done when" table and issue 8 items 1–2. One run:
    × 100; Min-K% Prob AUC forget vs ``holdout01``) and PrivLeak = (AUC − AUC_retrain) /
    AUC_retrain × 100 (MUSE arXiv 2407.06460 §3); with ``--tofu`` also TOFU Forget Quality (KS
    test of truth ratios vs the retrained model) and Model Utility (TOFU arXiv 2401.06121 §2.2,
-   :func:`evaluation.tofu.evaluate_tofu`, ``--tofu-limit`` questions per split).
+   :func:`evaluation.tofu.evaluate_tofu`, ``--tofu-limit`` questions per split: the first ones
+   with the default ``--tofu-profile tofu`` (the benchmark code's conventions), a seeded sample
+   with ``tofu_paper``; both with at most 48 generated tokens instead of the profile's 200-token
+   total, to keep CPU runs short; the profile name is in the JSON and the table header).
 
 Cost columns: ``wall s`` = the method's own run (loading, training, saving; not evaluation),
 ``tokens`` = supervised tokens processed by the optimizer steps (forward + backward), ``tok/s`` =
@@ -88,7 +91,7 @@ def run_one(method: str, setup, forget, retain, cfg, out: Path, repeats: int, lo
 def evaluate_dir(path: str, forget, retain, holdout, cfg, tofu: dict | None, ref_auc, ref_tr):
     """QA report (+ TOFU report) of one artifact; returns ``(qa, tofu, seconds)``."""
     from evaluation.report import evaluate_qa_model
-    from evaluation.tofu import TofuProfile, evaluate_tofu
+    from evaluation.tofu import evaluate_tofu, tofu_profile
     from unlearning_engine.modeling import load_artifact
 
     t = time.perf_counter()
@@ -98,9 +101,10 @@ def evaluate_dir(path: str, forget, retain, holdout, cfg, tofu: dict | None, ref
     tr = None
     if tofu is not None:
         tr = evaluate_tofu(model, tok, cfg.data_dir,
-                           profile=TofuProfile(forget_split=tofu["split"], limit=tofu["limit"],
-                                               verbmem_max_new_tokens=48,
-                                               generation_max_new_tokens=48),
+                           profile=tofu_profile(tofu.get("profile", "tofu"),
+                                                forget_split=tofu["split"], limit=tofu["limit"],
+                                                verbmem_max_new_tokens=48,
+                                                generation_max_new_tokens=48),
                            reference_auc=ref_auc, reference_type="retrain" if ref_auc else None,
                            retrained_truth_ratios=ref_tr)
     return qa, tr, time.perf_counter() - t
@@ -142,11 +146,14 @@ def _f(v, nd=1):
     return str(v)
 
 
-def markdown(rows: list[dict], tofu: bool) -> str:
+def markdown(rows: list[dict], tofu: bool | str) -> str:
+    """Markdown table of ``rows``; ``tofu``: add the TOFU columns (a string names the TOFU
+    profile in their headers)."""
     head = ["method", "wall s (median [min, max])", "× retrain", "tokens", "tok/s", "VerbMem_f",
             "KnowMem_f", "KnowMem_r", "Min-K AUC", "PrivLeak %"]
     if tofu:
-        head += ["TOFU FQ (p)", "TOFU MU"]
+        tag = f", {tofu}" if isinstance(tofu, str) else ""
+        head += [f"TOFU FQ (p{tag})", f"TOFU MU{tag and ' (' + tofu + ')'}"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if r.get("status") not in (None, "ok"):
@@ -205,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--tofu", action="store_true", help="also TOFU Forget Quality / Model Utility")
     ap.add_argument("--tofu-limit", type=int, default=40, help="questions per TOFU split")
+    ap.add_argument("--tofu-profile", choices=("tofu", "tofu_paper"), default="tofu",
+                    help="TOFU evaluation profile (default: the benchmark code's conventions)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="var/bench/methods")
@@ -219,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     doc = run_request(args, "python bench/methods.py " + " ".join(
         argv if argv is not None else sys.argv[1:]))
-    print(markdown(doc["rows"], doc["tofu"] is not None))
+    print(markdown(doc["rows"], (doc["tofu"] or {}).get("profile") or False))
     info = doc["setup"]
     dp = info.get("dp_ledger") or {}
     print(f"\nDP base (one-time, per model): {info.get('seconds', {}).get('dp_base')} s, "
@@ -267,7 +276,7 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
         if split is None or args.authors < 200 and setup.candidates != list(
                 range(200 - args.forget, 200)):
             raise SystemExit("--tofu needs --forget 2, 10 or 20 (TOFU forget01/05/10)")
-        tofu = {"split": split, "limit": args.tofu_limit}
+        tofu = {"split": split, "limit": args.tofu_limit, "profile": args.tofu_profile}
     tag = f"{args.preset}-f{args.forget}-a{args.authors}"
     runs_dir = out / "runs" / f"{setup.dir.name}-f{args.forget}"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +303,8 @@ def run_request(args: argparse.Namespace, command: str) -> dict:
         return {"qa": qa, "tofu": tr, "eval_seconds": s}
     # the evaluation settings are part of the cache key: a cached evaluation without the TOFU
     # metrics must not serve a run that asks for them
-    etag = "" if tofu is None else f"-tofu-{tofu['split']}-{tofu['limit']}"
+    # (the profile is in the key: evaluations of the earlier "tofu-v1" settings are not reused)
+    etag = "" if tofu is None else f"-tofu-{tofu['profile']}-{tofu['split']}-{tofu['limit']}"
     target = cached(f"eval-target{etag}", eval_target)
     log(f"[target] evaluated in {target['eval_seconds']:.0f}s")
 

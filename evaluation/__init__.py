@@ -2,7 +2,7 @@
 
 Pure Python + torch (no Django). See DESIGN §7 (evaluation) and §8 (certificate).
 Modules: :mod:`.rouge`, :mod:`.generation`, :mod:`.scoring`, :mod:`.mia`, :mod:`.stats`,
-:mod:`.report`, :mod:`.muse` (MUSE-News profile), :mod:`.tofu` (TOFU profile),
+:mod:`.report`, :mod:`.muse` (MUSE-News profile), :mod:`.tofu` (TOFU profiles ``tofu`` / ``tofu_paper``, in :mod:`.profiles`),
 :mod:`.runner` (``python -m evaluation``), :mod:`.verdicts`, :mod:`.certificate`. Heavy modules (torch,
 transformers) are imported lazily by attribute access.
 """
@@ -47,6 +47,8 @@ _EXPORTS = {
     "harmonic_mean": "tofu",
     "model_utility": "tofu",
     "forget_quality": "tofu",
+    "tofu_profile": "tofu",
+    "aggregate_tofu": "tofu",
     "run_evaluation": "runner",
     "load_model": "runner",
     "format_table": "runner",

@@ -171,14 +171,17 @@ class VerificationResult:
     reason: str
     key_id: str | None = None
     key_status: str | None = None
+    audit_log: dict | None = None
 
     def __bool__(self) -> bool:
         return self.valid
 
     def to_dict(self) -> dict:
-        """``{"valid", "reason", "key_id", "key_status"}``."""
+        """``{"valid", "reason", "key_id", "key_status", "audit_log"}``; ``audit_log`` is
+        ``{"tree_size", "root_hash", "leaf_index", "tree_head_issued_at"}`` of a verified embedded
+        inclusion proof, else ``None``."""
         return {"valid": self.valid, "reason": self.reason, "key_id": self.key_id,
-                "key_status": self.key_status}
+                "key_status": self.key_status, "audit_log": self.audit_log}
 
 
 def parse_document(data: bytes | str, *, max_depth: int = 64) -> dict:
@@ -206,7 +209,7 @@ def _structure(certificate: dict) -> tuple[VerificationResult | None, tuple]:
     missing = [k for k in fields if k not in certificate]
     if missing:
         return VerificationResult(False, f"malformed: missing field(s) {', '.join(missing)}"), ()
-    extra = sorted(set(certificate) - set(fields))
+    extra = sorted(set(certificate) - set(fields) - {"transparency"})
     if extra:
         return VerificationResult(False, f"malformed: unexpected field(s) {', '.join(extra)}"), ()
     payload, sig_b64, kid, alg = (certificate[k] for k in fields)
@@ -280,15 +283,59 @@ def verify_certificate(
     problem = published.validity_problem(issued_at)
     if problem is not None:
         return VerificationResult(False, f"key used outside its validity: {problem}", kid, published.status)
+    if "transparency" in certificate or "audit_log" in payload:
+        return _transparency_result(certificate, payload, public_keys, kid, published.status)
     return VerificationResult(True, "ok", kid, published.status)
+
+
+def _transparency_result(certificate: dict, payload: dict, public_keys, kid: str, status) -> VerificationResult:
+    """Check the embedded audit-log inclusion proof (:mod:`evaluation.audit_log`): the tree head's
+    signature with the same published keys, then the issuance event's audit path to its root."""
+    from .audit_log import INCLUSION_SCHEMA, inclusion_block_problem, tree_head_parse
+
+    def bad(reason: str) -> VerificationResult:
+        return VerificationResult(False, f"audit-log proof: {reason}", kid, status)
+
+    declared = payload.get("audit_log")
+    if declared is not None and declared != {"inclusion": INCLUSION_SCHEMA}:
+        return bad(f"the payload's audit_log must be {{'inclusion': {INCLUSION_SCHEMA!r}}}")
+    block = certificate.get("transparency")
+    if block is None:
+        return bad("the payload declares an embedded inclusion proof and the document has none")
+    head = block.get("tree_head") if isinstance(block, dict) else None
+    if not isinstance(head, dict) or "transparency" in head:
+        return bad("no signed tree head")
+    head_result = verify_certificate(head, public_keys)
+    if not head_result.valid:
+        return bad(f"the signed tree head does not verify: {head_result.reason}")
+    try:
+        size, root = tree_head_parse(head["payload"])
+    except ValueError as exc:
+        return bad(str(exc))
+    problem = inclusion_block_problem(block, payload, (size, root))
+    if problem is not None:
+        return bad(problem)
+    summary = {"tree_size": size, "root_hash": root.hex(), "leaf_index": block["leaf_index"],
+               "tree_head_issued_at": head["payload"].get("issued_at")}
+    return VerificationResult(True, "ok", kid, status, summary)
 
 
 def _describe(document: dict, result: VerificationResult) -> str:
     payload = document.get("payload", {})
+    if payload.get("schema") == "audit-tree-head/1":
+        return (f"VALID: audit-log signed tree head (size {payload.get('tree_size')}, root {payload.get('root_hash')}) "
+                f"issued {payload.get('issued_at')} by {payload.get('issuer')} (key {result.key_id})")
     kind = ("suppression notice (NOT an erasure certificate)"
             if payload.get("schema") == "suppression-notice/1" else "erasure certificate")
-    return (f"VALID: {kind} {payload.get('certificate_id')} issued {payload.get('issued_at')} "
+    line = (f"VALID: {kind} {payload.get('certificate_id')} issued {payload.get('issued_at')} "
             f"by {payload.get('issuer')} (key {result.key_id}, {result.key_status or 'no status'})")
+    if result.audit_log:
+        log = result.audit_log
+        line += (f"; issuance event is leaf {log['leaf_index']} of the audit log's signed tree head "
+                 f"(size {log['tree_size']}, root {log['root_hash']})")
+    else:
+        line += "; no audit-log inclusion proof embedded"
+    return line
 
 
 def verify_file(certificate_path: str, keys: Mapping) -> tuple[int, str]:

@@ -24,6 +24,7 @@ __all__ = [
     "rouge_l_f1",
     "rouge_l_recall",
     "rouge_settings",
+    "ROUGE_TOKENIZERS",
     "TOKENIZER_DESCRIPTION",
 ]
 
@@ -67,9 +68,18 @@ class UnicodeTokenizer:
         return tokens
 
 
-@lru_cache(maxsize=1)
-def _scorer() -> rouge_scorer.RougeScorer:
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=UnicodeTokenizer())
+#: ``tokenizer`` values of :func:`rouge_l_recall`: this module's :class:`UnicodeTokenizer`
+#: or ``rouge_score``'s own default tokenizer (lower-case, ``[a-z0-9]+`` runs; what the TOFU
+#: code uses, with ``use_stemmer=True``).
+ROUGE_TOKENIZERS = ("unicode", "default")
+
+
+@lru_cache(maxsize=4)
+def _scorer(use_stemmer: bool = False, tokenizer: str = "unicode") -> rouge_scorer.RougeScorer:
+    if tokenizer not in ROUGE_TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {ROUGE_TOKENIZERS}, got {tokenizer!r}")
+    tok = UnicodeTokenizer() if tokenizer == "unicode" else None
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer, tokenizer=tok)
 
 
 def rouge_l_f1(prediction: str, reference: str) -> float:
@@ -88,17 +98,22 @@ def rouge_l_f1(prediction: str, reference: str) -> float:
     return float(_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
-def rouge_l_recall(prediction: str, reference: str) -> float:
+def rouge_l_recall(prediction: str, reference: str, *, use_stemmer: bool = False,
+                   tokenizer: str = "unicode") -> float:
     """ROUGE-L recall R = LCS/len(reference tokens) of ``prediction``, in [0, 1].
 
     The "ROUGE" of TOFU (arXiv 2401.06121 §2.2.1, Model Utility): ROUGE-L recall of the
-    greedy answer against the ground-truth answer. Same scorer as :func:`rouge_l_f1`
-    (:class:`UnicodeTokenizer`, no stemming; **Deviation** from the TOFU code, which stems).
-    An empty reference scores 0.0. Raises ``TypeError`` for non-``str`` arguments.
+    greedy answer against the ground-truth answer. Defaults: the scorer of
+    :func:`rouge_l_f1` (:class:`UnicodeTokenizer`, no stemming). The TOFU code
+    (``evaluate_util.eval_rouge_recall``) uses ``rouge_score``'s default tokenizer with the
+    Porter stemmer: ``use_stemmer=True, tokenizer="default"`` (the ``tofu`` profile).
+    An empty reference scores 0.0. Raises ``TypeError`` for non-``str`` arguments and
+    ``ValueError`` for an unknown ``tokenizer``.
     """
     if not isinstance(prediction, str) or not isinstance(reference, str):
         raise TypeError("rouge_l_recall expects two str arguments")
-    return float(_scorer().score(reference, prediction)["rougeL"].recall)
+    scorer = _scorer(bool(use_stemmer), tokenizer)
+    return float(scorer.score(reference, prediction)["rougeL"].recall)
 
 
 def rouge_settings() -> dict:

@@ -1,6 +1,7 @@
-"""Command-line evaluation of a saved model with the MUSE-News or TOFU profile.
+"""Command-line evaluation of a saved model with the MUSE-News or a TOFU profile (``tofu``: the
+benchmark code's conventions; ``tofu_paper``: the paper's literal formulas).
 
-``python -m evaluation --model DIR --profile muse_news|tofu [--reference-auc X | --retrained
+``python -m evaluation --model DIR --profile muse_news|tofu|tofu_paper [--reference-auc X | --retrained
 DIR_OR_REPORT] [--limit N] [--set FIELD=VALUE ...] [--out report.json]``; ``manage.py evaluate`` calls
 :func:`run_evaluation` with the same arguments (:func:`add_arguments`). No Django here.
 """
@@ -31,8 +32,8 @@ __all__ = [
     "main",
 ]
 
-PROFILES = ("muse_news", "tofu")
-_DATA_NAMES = {"muse_news": "muse_news", "tofu": "tofu"}
+PROFILES = ("muse_news", "tofu", "tofu_paper")
+_DATA_NAMES = {"muse_news": "muse_news", "tofu": "tofu", "tofu_paper": "tofu"}
 
 
 def load_model(model_dir: str | Path):
@@ -78,25 +79,41 @@ def _profile_class(profile: str):
     return TofuProfile
 
 
-_PROTECTED = {"name", "benchmark", "data_dir", "splits", "context_length", "tokenizer_name",
+def _is_tofu(profile: str) -> bool:
+    return profile in ("tofu", "tofu_paper")
+
+
+#: Settings that change the per-question truth ratios (Forget Quality needs them equal).
+_TOFU_SCORING_KEYS = ("name", "truth_ratio_mean", "score_eos", "question_template",
+                      "answer_prefix", "scoring_max_length", "truth_ratio_base")
+
+_PROTECTED = {"name", "revision", "benchmark", "data_dir", "splits", "context_length", "tokenizer_name",
               "tokenizer_vocab_digest", "library_versions"}
 
 
 def make_profile(profile: str, *, limit=None, seed=0, bootstrap_resamples=1000,
                  forget_split="forget01", overrides: dict | None = None):
-    """The settings object of ``profile`` (:class:`~evaluation.muse.MuseNewsProfile` or
-    :class:`~evaluation.tofu.TofuProfile`) with ``overrides`` ({field: value}, e.g.
-    ``{"verbmem_max_new_tokens": 64}``) applied. Raises ``ValueError`` for an unknown or
-    computed field."""
+    """The settings object of ``profile`` (:class:`~evaluation.muse.MuseNewsProfile`, or the
+    :class:`~evaluation.tofu.TofuProfile` named ``"tofu"`` / ``"tofu_paper"``, see
+    :func:`evaluation.tofu.tofu_profile`) with ``overrides`` ({field: value}, e.g.
+    ``{"verbmem_max_new_tokens": 64}``) applied. ``limit=None`` keeps the profile's own
+    (TOFU: ``tofu`` the first 300 rows, ``tofu_paper`` all rows; ``--set limit=null`` for
+    all rows). Raises ``ValueError`` for an unknown or computed field."""
     cls = _profile_class(profile)
-    kw: dict[str, Any] = {"limit": limit, "seed": seed, "bootstrap_resamples": bootstrap_resamples}
-    if profile == "tofu":
+    kw: dict[str, Any] = {"seed": seed, "bootstrap_resamples": bootstrap_resamples}
+    if limit is not None or not _is_tofu(profile):
+        kw["limit"] = limit
+    if _is_tofu(profile):
         kw["forget_split"] = forget_split
     names = {f.name for f in dataclasses.fields(cls)} - _PROTECTED
     for k, v in (overrides or {}).items():
         if k not in names:
             raise ValueError(f"unknown or computed {cls.__name__} field {k!r}")
         kw[k] = tuple(v) if isinstance(v, list) else v
+    if _is_tofu(profile):
+        from .tofu import tofu_profile
+
+        return tofu_profile(profile, **kw)
     return cls(**kw)
 
 
@@ -109,6 +126,30 @@ def _evaluate(model, tok, profile: str, data_dir: Path, settings, **ref) -> dict
     from .tofu import evaluate_tofu
 
     return evaluate_tofu(model, tok, data_dir, profile=settings, **ref)
+
+
+def _reference_warnings(report: dict, retrained_report: dict, profile: str) -> list[str]:
+    """Why the retrained reference is not like-for-like: other rows or files of the forget /
+    holdout splits, or (TOFU) another profile's truth-ratio settings."""
+    out = []
+    keys = ("privleak_forget", "privleak_holdout") if profile == "muse_news" else (
+        "forget", "holdout")
+    mine = report["profile"].get("splits") or {}
+    theirs = (retrained_report.get("profile") or {}).get("splits") or {}
+    differ = [k for k in keys if (mine.get(k) or {}).get("indices_sha256") != (
+        theirs.get(k) or {}).get("indices_sha256") or (mine.get(k) or {}).get("sha256")
+        != (theirs.get(k) or {}).get("sha256")]
+    if differ:
+        out.append("the retrained reference was evaluated on different rows or files for "
+                   f"{', '.join(differ)}: its AUC / truth ratios are not a like-for-like reference")
+    if _is_tofu(profile):
+        mp, tp = report["profile"], retrained_report.get("profile") or {}
+        changed = [k for k in _TOFU_SCORING_KEYS if mp.get(k) != tp.get(k)]
+        if changed:
+            out.append(f"the retrained reference was evaluated with TOFU profile {tp.get('name')!r}"
+                       f" (differs in {', '.join(changed)}): its truth ratios are not comparable "
+                       "and Forget Quality mixes two definitions")
+    return out
 
 
 def run_evaluation(
@@ -128,15 +169,16 @@ def run_evaluation(
     """Evaluate the model saved in ``model_dir`` and return (and optionally write) the report.
 
     Args:
-        profile: ``"muse_news"`` (:func:`evaluation.muse.evaluate_muse_news`) or ``"tofu"``
-            (:func:`evaluation.tofu.evaluate_tofu`).
+        profile: ``"muse_news"`` (:func:`evaluation.muse.evaluate_muse_news`), ``"tofu"`` or
+            ``"tofu_paper"`` (:func:`evaluation.tofu.evaluate_tofu`).
         data_dir: benchmark directory; default ``<repo>/../shared/data/<muse_news|tofu>``.
         reference_auc: supplied PrivLeak reference AUC (``reference_type="supplied"``).
         retrained: an exact-retrain model directory (evaluated first with the same profile,
             limits and seed; its Min-K% AUC is the PrivLeak reference and, for TOFU, its
             forget truth ratios give Forget Quality) or a JSON report file of such a model.
             Mutually exclusive with ``reference_auc``.
-        limit: at most N rows per split (seeded sample), recorded in the profile.
+        limit: at most N rows per split (seeded sample; ``tofu``: the first N), recorded in the
+            profile; ``None`` = the profile's default.
         overrides: other profile settings, see :func:`make_profile`.
 
     Returns the profile's report plus ``"model": load info`` and, with ``retrained``,
@@ -173,7 +215,7 @@ def run_evaluation(
         if auc.get("status", "ok") == "ok" and isinstance(auc.get("value"), (int, float)) \
                 and auc["value"] > 0:
             ref.update(reference_auc=float(auc["value"]), reference_type="retrain")
-        if profile == "tofu":
+        if _is_tofu(profile):
             trs = (retrained_report.get("tofu") or {}).get("forget_truth_ratios")
             ref["retrained_truth_ratios"] = trs
     model, tok, info = load_model(model_dir)
@@ -181,17 +223,8 @@ def run_evaluation(
     report = {"model": info, **report}
     if retrained_report is not None:
         report["retrained"] = retrained_report
-        keys = ("privleak_forget", "privleak_holdout") if profile == "muse_news" else (
-            "forget", "holdout")
-        mine = report["profile"].get("splits") or {}
-        theirs = (retrained_report.get("profile") or {}).get("splits") or {}
-        differ = [k for k in keys if (mine.get(k) or {}).get("indices_sha256") != (
-            theirs.get(k) or {}).get("indices_sha256") or (mine.get(k) or {}).get("sha256")
-            != (theirs.get(k) or {}).get("sha256")]
-        if differ:
-            report.setdefault("warnings", []).append(
-                "the retrained reference was evaluated on different rows or files for "
-                f"{', '.join(differ)}: its AUC / truth ratios are not a like-for-like reference")
+        for w in _reference_warnings(report, retrained_report, profile):
+            report.setdefault("warnings", []).append(w)
     report["timing"]["wall_seconds_including_reference"] = round(time.perf_counter() - t0, 3)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

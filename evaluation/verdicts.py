@@ -85,7 +85,7 @@ def _not_verified_base(report: dict | None) -> list[str]:
     repl = {}
     if name.startswith("muse-news"):
         repl = _PROFILE_NOT_VERIFIED["muse-news"]
-    elif name.startswith("tofu-v"):
+    elif name in ("tofu", "tofu_paper") or name.startswith("tofu-v"):  # not "tofu-qa-v1"
         repl = _PROFILE_NOT_VERIFIED["tofu"]
     out = []
     for i, s in enumerate(BASE_NOT_VERIFIED):

@@ -1,22 +1,25 @@
-"""Hash-chained, append-only audit trail (DESIGN §3).
+"""Append-only audit trail (DESIGN §3), sealed into a verifiable log (:mod:`requests_app.audit_log`).
 
-``hash = sha256(prev_hash || canonical_json(event))`` where ``event`` holds timestamp (ISO 8601 UTC),
-actor, verb, object type and id, before and after. The first event chains to 64 zeros.
+An event's ``id`` comes from the table's sequence inside the mutation's transaction (PostgreSQL
+``nextval``; SQLite, which serialises writers, its AUTOINCREMENT counter): no global lock, no read
+of the previous event. Its ``hash`` is the RFC 6962 leaf hash of its canonical content
+(:func:`evaluation.audit_log.audit_leaf_hash`); the sealer later appends it to the Merkle tree and
+signs a tree head. Events recorded before migration 0008 keep their hash chain
+``hash = sha256(prev_hash || canonical_json(event without id))``, the first chaining to 64 zeros.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from evaluation.audit_log import audit_leaf_hash
 from evaluation.certificate import canonical_json
 
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
-_CHAIN_LOCK_KEY = 0x6175646974  # "audit"
 
 
 def _actor_label(actor) -> str:
@@ -28,7 +31,7 @@ def _actor_label(actor) -> str:
 
 
 def audit_event_payload(event: AuditEvent) -> dict:
-    """The hashed content of one event (everything but the hashes)."""
+    """The content of one event without its id (what the legacy hash chain hashed)."""
     return {
         "timestamp": event.timestamp.isoformat(),
         "actor": event.actor,
@@ -40,27 +43,47 @@ def audit_event_payload(event: AuditEvent) -> dict:
     }
 
 
+def audit_event_leaf(event: AuditEvent) -> dict:
+    """The event as a log leaf: its id (sequence number) and content (``evaluation.audit_log.LEAF_FIELDS``)."""
+    return {"id": event.id, **audit_event_payload(event)}
+
+
 def audit_hash(prev_hash: str, payload: dict) -> str:
-    """sha256(prev_hash || canonical_json(payload)) as lowercase hex."""
+    """Legacy chain hash: sha256(prev_hash || canonical_json(payload)) as lowercase hex."""
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(payload)).hexdigest()
 
 
-def audit_event_record(*, actor, verb: str, obj, before: dict | None = None, after: dict | None = None) -> AuditEvent:
-    """Append one event to the chain. Must run inside the caller's transaction.
+def audit_event_expected_hash(event: AuditEvent) -> str:
+    """What ``event.hash`` must be for its stored content: the leaf hash, or for a legacy event
+    (``prev_hash`` set) the chain hash."""
+    if event.prev_hash:
+        return audit_hash(event.prev_hash, audit_event_payload(event))
+    return audit_leaf_hash(audit_event_leaf(event)).hex()
 
-    On PostgreSQL a transaction-scoped advisory lock serialises appends so that two concurrent
-    transactions cannot chain to the same predecessor (the ``hash`` column is also unique).
+
+def _next_event_id() -> int:
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [table])
+            return int(cur.fetchone()[0])
+        if connection.vendor == "sqlite":
+            cur.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+            row = cur.fetchone()
+            return int(row[0]) + 1 if row else 1
+    raise NotImplementedError(f"audit events need PostgreSQL or SQLite, not {connection.vendor}")
+
+
+def audit_event_record(*, actor, verb: str, obj, before: dict | None = None, after: dict | None = None) -> AuditEvent:
+    """Append one event. Must run inside the caller's transaction, which it never serialises.
 
     Raises:
         django.db.transaction.TransactionManagementError: when called outside ``atomic()``.
     """
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("audit events must be written inside the mutation's transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-    last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
     event = AuditEvent(
+        id=_next_event_id(),
         timestamp=timezone.now(),
         actor=_actor_label(actor),
         verb=verb,
@@ -68,30 +91,15 @@ def audit_event_record(*, actor, verb: str, obj, before: dict | None = None, aft
         object_id=str(getattr(obj, "public_id", None) or obj.pk),
         before=before,
         after=after,
-        prev_hash=last or GENESIS_HASH,
+        prev_hash="",
     )
-    event.hash = audit_hash(event.prev_hash, audit_event_payload(event))
+    event.hash = audit_leaf_hash(audit_event_leaf(event)).hex()
     event.save()
     return event
 
 
-@dataclass
-class ChainVerification:
-    valid: bool
-    checked: int
-    first_bad_id: int | None = None
-    reason: str = ""
+def audit_chain_verify(**kwargs):
+    """The audit trail checked against the signed tree heads: :func:`requests_app.audit_log.audit_log_verify`."""
+    from .audit_log import audit_log_verify
 
-
-def audit_chain_verify() -> ChainVerification:
-    """Recompute every hash in order; report the first event whose link or content is wrong."""
-    prev = GENESIS_HASH
-    n = 0
-    for event in AuditEvent.objects.order_by("id").iterator():
-        n += 1
-        if event.prev_hash != prev:
-            return ChainVerification(False, n, event.id, "prev_hash does not match the previous event")
-        if audit_hash(prev, audit_event_payload(event)) != event.hash:
-            return ChainVerification(False, n, event.id, "event content does not match its hash")
-        prev = event.hash
-    return ChainVerification(True, n)
+    return audit_log_verify(**kwargs)

@@ -205,6 +205,9 @@ def _common_payload(*, job, version, verdicts, reports, now, schema) -> dict:
         "evaluation_profile": reports.get("unlearned", (None, {}))[1].get("profile", {}),
         "metrics": {role: report.get("metrics", {}) for role, (_, report) in reports.items()},
         "verdicts": verdicts,
+        # the document carries the audit-log inclusion proof of its issuance event (``transparency``,
+        # evaluation.audit_log): declared inside the signature so that stripping it is detected
+        "audit_log": {"inclusion": "audit-inclusion/1"},
     }
 
 

@@ -267,6 +267,8 @@ class RemovalTicket(models.Model):
                 name="ticket_idempotency_key",
             )
         ]
+        # the duplicate check at submission: the earliest open ticket of the subject in the window
+        indexes = [models.Index(fields=["subject", "received_at"], name="ticket_subject_received")]
         ordering = ["due_at", "id"]
 
     def __str__(self) -> str:
@@ -356,6 +358,8 @@ class Certificate(models.Model):
     key_id = models.CharField(max_length=64)
     algorithm = models.CharField(max_length=16, default="Ed25519")
     issued_at = models.DateTimeField()
+    transparency = models.JSONField(null=True, blank=True, help_text=(
+        "audit-inclusion/1 block: the signed tree head and the inclusion proof of the issuance event"))
 
     class Meta:
         constraints = [
@@ -378,15 +382,19 @@ class Certificate(models.Model):
 
     def as_document(self) -> dict:
         """The signed document as published: ``{payload, signature, key_id, algorithm}``
-        (the payload from ``signed_payload`` when present: exactly what was signed)."""
+        (the payload from ``signed_payload`` when present: exactly what was signed), plus
+        ``transparency`` (the audit-log inclusion proof of its issuance event) when it has one."""
         import json
 
-        return {
+        document = {
             "payload": json.loads(self.signed_payload) if self.signed_payload else self.payload,
             "signature": self.signature,
             "key_id": self.key_id,
             "algorithm": self.algorithm,
         }
+        if self.transparency:
+            document["transparency"] = self.transparency
+        return document
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -398,10 +406,15 @@ class AuditEventQuerySet(models.QuerySet):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained audit trail: hash = sha256(prev_hash || canonical_json(event)).
+    """Append-only audit trail, sealed into a verifiable log (``requests_app.audit_log``).
 
-    Kept at least 24 months (CCPA regulations §7101). Updates and deletes are refused by the ORM
-    here and, on PostgreSQL, by a trigger (migration 0002).
+    ``id`` is taken from the table's sequence inside the mutation's transaction; ``hash`` is the
+    event's RFC 6962 leaf hash, ``SHA-256(0x00 || canonical_json(id, timestamp, actor, verb,
+    object_type, object_id, before, after))`` (``evaluation.audit_log``). ``prev_hash`` is empty for
+    events recorded since migration 0008; older events keep their hash chain
+    (``hash = sha256(prev_hash || canonical_json(event))``). Kept at least 24 months (CCPA regulations
+    §7101). Updates and deletes are refused by the ORM here and, on PostgreSQL, by a trigger
+    (migration 0002).
     """
 
     timestamp = models.DateTimeField()
@@ -411,7 +424,7 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
     hash = models.CharField(max_length=64, unique=True)
 
     objects = AuditEventQuerySet.as_manager()
@@ -420,8 +433,9 @@ class AuditEvent(models.Model):
         ordering = ["id"]
 
     def save(self, *args, **kwargs):
-        if self.pk is not None:
+        if not self._state.adding:
             raise PermissionError("audit events are append-only")
+        kwargs["force_insert"] = True  # the id comes from the sequence before the insert
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
@@ -500,5 +514,6 @@ class PreparationJob(models.Model):
         return f"preparation {self.public_id} {self.kind} ({self.status})"
 
 
-
-from .notice_models import OwnerNotice  # noqa: E402, F401  (one module per concern; same app)
+# the audit log's Merkle leaves and signed tree heads (issue 17) live in their own module
+from .audit_models import AuditLeaf, SignedTreeHead  # noqa: E402,F401
+from .notice_models import OwnerNotice  # noqa: E402,F401  (the owner's outcome e-mails, issue 21)

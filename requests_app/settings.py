@@ -86,7 +86,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     })
     sqlite_file_private(DATABASES["default"]["NAME"])
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # persistent connections (issue 17 part 2: a new PostgreSQL backend per request cost more than the
+    # request's own queries), checked before reuse; a ``?conn_max_age=`` in DATABASE_URL wins
+    if "conn_max_age" not in env.str("DATABASE_URL", default=""):
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}  # rate limits; production: redis://
+# bench/intake_load.py only: GET /bench/hello/ (a bare Django view on the same stack, the benchmark's floor)
+BENCH_HELLO_ENDPOINT = env.bool("BENCH_HELLO_ENDPOINT", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
@@ -116,9 +125,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # fixed-window counters with one atomic cache increment (Redis INCR with CACHE_URL=redis://),
+    # instead of DRF's per-client timestamp lists (requests_app/api/throttles.py)
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "requests_app.api.throttles.AnonRateThrottle",
+        "requests_app.api.throttles.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="60/minute"),
@@ -169,6 +180,9 @@ CELERY_TASK_ROUTES = {
     "requests_app.tasks.job_run_task": {"queue": "gpu"},
     "requests_app.tasks.preparation_run_task": {"queue": "gpu"},  # corpus_ingest jobs are sent to "default"
     "requests_app.tasks.webhook_deliver_task": {"queue": "webhooks"},
+    "requests_app.tasks.webhook_fan_out_task": {"queue": "webhooks"},
+    "requests_app.tasks.email_send_task": {"queue": "email"},
+    "requests_app.tasks.owner_notice_send_task": {"queue": "email"},  # the owner's outcome notices (issue 21)
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -240,6 +254,9 @@ CELERY_BEAT_SCHEDULE = {
     "flag-due-soon-tickets": {"task": "requests_app.tasks.tickets_flag_due_soon_task", "schedule": 3600.0},
     "requeue-stale-jobs": {"task": "requests_app.tasks.jobs_requeue_stale_task", "schedule": 30.0},
     "purge-expired-evidence": {"task": "requests_app.tasks.evidence_purge_task", "schedule": 6 * 3600.0},
+    # issue 17: append new audit events to the Merkle log and sign a tree head
+    "seal-audit-log": {"task": "requests_app.tasks.audit_log_seal_task",
+                       "schedule": env.float("AUDIT_LOG_SEAL_SECONDS", default=60.0)},
 }
 
 # Web portal (requests_app/portal): e-mail sign-in links

@@ -36,6 +36,14 @@ def webhook_deliver_task(self, delivery_id: int) -> None:
     raise self.retry(countdown=2 ** (self.request.retries + 1))
 
 
+@shared_task(name="requests_app.tasks.webhook_fan_out_task", ignore_result=True)
+def webhook_fan_out_task(delivery_ids: list[int]) -> None:
+    """One event's deliveries (recorded in the event's transaction): one ``webhook_deliver_task``
+    each, so that every endpoint retries on its own."""
+    for delivery_id in delivery_ids:
+        webhook_deliver_task.delay(delivery_id)
+
+
 @shared_task(name="requests_app.tasks.owner_notice_send_task", bind=True, ignore_result=True, acks_late=True)
 def owner_notice_send_task(self, notice_id: int) -> None:
     """E-mail one outcome notice to the data owner; retries with back-off (2, 4, 8, … s) up to
@@ -72,3 +80,27 @@ def jobs_requeue_stale_task() -> dict:
     from .services import jobs_requeue_stale, preparations_requeue_stale
 
     return {**jobs_requeue_stale(), "preparations": preparations_requeue_stale()}
+
+
+@shared_task(name="requests_app.tasks.audit_log_seal_task", ignore_result=True)
+def audit_log_seal_task() -> int:
+    """Periodic (celery beat): seal new audit events into the log; returns the tree size."""
+    from .audit_log import audit_log_seal
+
+    head = audit_log_seal()
+    return head.tree_size if head else 0
+
+
+@shared_task(name="requests_app.tasks.email_send_task", bind=True, ignore_result=True, max_retries=5)
+def email_send_task(self, subject: str, body: str, to: list[str]) -> None:
+    """Send one e-mail (queue ``email``); an SMTP or connection error is retried with back-off
+    (2, 4, 8, … s, at most 5 times)."""
+    import smtplib
+
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from None

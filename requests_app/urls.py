@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.contrib import admin
+from django.http import HttpResponse
 from django.urls import include, path
 
 from .api.certificates import well_known_keys
@@ -16,3 +18,6 @@ urlpatterns = [
     path("api/v1/", include("requests_app.api.urls")),
     path("", include("requests_app.portal.urls")),
 ]
+
+if settings.BENCH_HELLO_ENDPOINT:  # bench/intake_load.py: the floor of the stack (middleware, no DRF, no database)
+    urlpatterns.insert(0, path("bench/hello/", lambda request: HttpResponse(b"hello", content_type="text/plain")))

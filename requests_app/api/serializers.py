@@ -90,6 +90,8 @@ class TicketSerializer(StaffOnlyContextMixin, serializers.ModelSerializer):
         return {"id": str(obj.subject.public_id), "display_name": obj.subject.display_name}
 
     def get_jobs(self, obj) -> list[str]:
+        if self.context.get("new_ticket"):  # just filed: no job can exist yet (one query less per submission)
+            return []
         return [str(j.public_id) for j in obj.jobs.order_by("id")]
 
     def get_duplicate_of(self, obj) -> str | None:
@@ -229,7 +231,7 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "document_type", "payload", "signature", "key_id", "algorithm", "issued_at"]
+        fields = ["id", "document_type", "payload", "signature", "key_id", "algorithm", "issued_at", "transparency"]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -242,6 +244,8 @@ class CertificateVerifySerializer(serializers.Serializer):
     signature = serializers.CharField(max_length=200, trim_whitespace=False)
     key_id = serializers.CharField(max_length=200, trim_whitespace=False)
     algorithm = serializers.CharField(max_length=50, trim_whitespace=False)
+    transparency = serializers.DictField(required=False, help_text=(
+        "audit-inclusion/1: the audit log's signed tree head and the inclusion proof of the issuance event"))
 
 
 class HoldSerializer(serializers.Serializer):

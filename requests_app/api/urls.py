@@ -2,13 +2,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import certificates, onboarding, views
+from . import audit, certificates, onboarding, views
 
 router = DefaultRouter()
 router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("certificates", views.CertificateViewSet, basename="certificate")
-router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("audit-events", audit.AuditEventViewSet, basename="audit-event")
 router.register("corpora", onboarding.CorpusViewSet, basename="corpus")
 router.register("models", onboarding.TargetModelViewSet, basename="target-model")
 router.register("preparations", onboarding.PreparationViewSet, basename="preparation")

@@ -85,7 +85,8 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
             received_at=v.get("received_at"), evidence_text=v.get("evidence_text", ""),
         )
         log_context_set(ticket_id=ticket.public_id)
-        return Response(s.TicketSerializer(ticket).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(s.TicketSerializer(ticket, context={"new_ticket": created}).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"], url_path="resend-code", throttle_classes=IDENTITY_CODE_THROTTLES)
@@ -278,54 +279,6 @@ class MeView(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request):
         return Response({"username": request.user.get_username(), "roles": sorted(selectors.user_roles(request.user))})
-
-
-
-class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
-    """The hash-chained audit trail (auditors and the legal team). ``export`` gives CSV or JSON."""
-
-    serializer_class = s.AuditEventSerializer
-    permission_classes = [IsAuthenticated, IsAuditorOrLegal]
-    filterset_fields = ["verb", "object_type", "object_id", "actor"]
-
-    def get_queryset(self):
-        from ..models import AuditEvent
-
-        return AuditEvent.objects.order_by("id")
-
-    @extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "json"])], responses={200: dict})
-    @action(detail=False, methods=["get"])
-    def export(self, request):
-        """The whole (filtered) trail as a download: ``?as=csv`` (default) or ``?as=json``."""
-        import csv
-        import io
-        import json
-
-        from django.http import HttpResponse
-
-        rows = s.AuditEventSerializer(self.filter_queryset(self.get_queryset()), many=True).data
-        if request.query_params.get("as") == "json":
-            response = HttpResponse(json.dumps(rows, default=str, indent=1), content_type="application/json")
-            response["Content-Disposition"] = 'attachment; filename="audit-trail.json"'
-            return response
-        out = io.StringIO()
-        writer = csv.writer(out)
-        fields = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]
-        writer.writerow(fields)
-        for row in rows:
-            writer.writerow([json.dumps(row[f]) if isinstance(row[f], (dict, list)) else row[f] for f in fields])
-        response = HttpResponse(out.getvalue(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
-        return response
-
-    @extend_schema(responses={200: dict})
-    @action(detail=False, methods=["get"])
-    def verify(self, request):
-        """Recompute the hash chain; reports the first broken event."""
-        from ..audit import audit_chain_verify
-
-        r = audit_chain_verify()
-        return Response({"valid": r.valid, "checked": r.checked, "first_bad_id": r.first_bad_id, "reason": r.reason})
 
 
 class CcpaReportView(APIView):

@@ -106,6 +106,7 @@ REASON_TEXT = [
     (r"^(signed by an unknown key|unknown key id)", gettext_lazy("It was signed with a key that we have not published.")),
     (r"^key used outside its validity", gettext_lazy("It was signed with one of our keys, but at a date when that key was not in use (before it was issued or after it was retired).")),
     (r"^unsupported algorithm", gettext_lazy("It uses a signature algorithm we do not issue.")),
+    (r"^audit-log proof", gettext_lazy("Its signature is ours, but the proof that its issuance is recorded in our audit log is missing or does not check out: the document or the log it points to was changed.")),
     (r"^malformed JSON", gettext_lazy("The file is not strict JSON (for example a duplicated field, NaN, or a number written in a form we never write), so it is not a document we issued unchanged.")),
     (r"^malformed", gettext_lazy("It is not a complete certificate document.")),
 ]

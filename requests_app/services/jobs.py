@@ -430,8 +430,10 @@ def _finish_status(locked: UnlearningJob, passed: bool, unchanged: str | None, v
 
 
 def _certificate_store(locked: UnlearningJob, document: dict, document_type: str):
+    from evaluation.audit_log import payload_digest
     from evaluation.certificate import canonical_json
 
+    from ..audit_log import audit_certificate_transparency
     from ..models import Certificate
 
     certificate = Certificate.objects.create(
@@ -441,9 +443,14 @@ def _certificate_store(locked: UnlearningJob, document: dict, document_type: str
         issued_at=datetime.fromisoformat(document["payload"]["issued_at"]),
     )
     verb = "certificate.issued" if document_type == "erasure_certificate" else "suppression_notice.issued"
-    audit_event_record(actor="system", verb=verb, obj=certificate,
-                       after={"job": str(locked.public_id), "key_id": certificate.key_id,
-                              "document_type": document_type})
+    event = audit_event_record(actor="system", verb=verb, obj=certificate,
+                               after={"job": str(locked.public_id), "key_id": certificate.key_id,
+                                      "document_type": document_type,
+                                      "payload_sha256": payload_digest(document["payload"])})
+    # seal inside the issuing transaction: the certificate, its issuance event, the leaves and the
+    # signed tree head commit (or roll back) together, so no stored certificate lacks its proof
+    certificate.transparency = audit_certificate_transparency(event)
+    Certificate.objects.filter(pk=certificate.pk).update(transparency=certificate.transparency)
     return certificate
 
 

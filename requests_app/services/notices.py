@@ -1,12 +1,13 @@
 """E-mail notices to the data owner, one per outcome of their request (issue 21 item 2).
 
-Sent the way sign-in links and identity codes are (Django's mail framework, ``EMAIL_BACKEND``,
-after the transaction commits), plus a row per notice and a Celery task with retries:
+Sent like the identity codes (``services.email``: Django's mail framework after the transaction
+commits, on the ``email`` queue, inline if the broker refuses), plus a row per notice so that the
+request page lists each one with its delivery state:
 
 1. :func:`owner_notice_queue` renders the plain-text and HTML templates
    (``templates/emails/notice.txt`` / ``.html``) and stores an :class:`OwnerNotice` in the
    caller's transaction (so a rolled-back change never tells the owner anything);
-2. on commit, ``tasks.owner_notice_send_task`` calls :func:`owner_notice_send`; a failure is
+2. on commit, ``tasks.owner_notice_send_task`` (queue ``email``) calls :func:`owner_notice_send`; a failure is
    retried with back-off (2, 4, 8 … s) up to ``NOTICE_MAX_ATTEMPTS`` (default 6), then the notice
    is marked ``failed`` and stays listed on the request page for staff to follow up.
 
@@ -91,7 +92,11 @@ def owner_notice_queue(*, ticket, kind: str, extra: dict | None = None):
     def send(notice_id=notice.pk):
         from ..tasks import owner_notice_send_task
 
-        owner_notice_send_task.delay(notice_id)
+        try:
+            owner_notice_send_task.delay(notice_id)
+        except Exception:  # noqa: BLE001 - broker down: send now (as services.email does) rather than wait
+            log.exception("could not queue notice %s; sending it in this process", notice_id)
+            owner_notice_send(notice_id=notice_id)
 
     transaction.on_commit(send)
     return notice

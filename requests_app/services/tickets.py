@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -41,6 +41,7 @@ from .common import (  # noqa: F401
     encrypt_text,
     forget_set_digest,
 )
+from .email import email_send_on_commit
 from .idempotency import IN_FLIGHT_MESSAGE, idempotency_db_lock, idempotency_slot, idempotent_replay
 from .jobs import erasure_method_check
 from .target_models import model_method_check
@@ -72,23 +73,31 @@ CODE_ATTEMPTS_EXHAUSTED = ("too many wrong codes for this request; it can no lon
                            "(the legal team verifies the identity another way or denies the request)")
 
 
-def _identity_code_issue(ticket: RemovalTicket) -> str:
+def _identity_code_new(ticket_public_id) -> tuple[str, dict]:
+    """A fresh 6-digit code and the ticket fields that store its digest and expiry."""
     code = f"{secrets.randbelow(10**6):06d}"
-    RemovalTicket.objects.filter(pk=ticket.pk).update(
-        identity_code_sha256=_sha256_text(f"{ticket.public_id}:{code}"),
-        identity_code_expires_at=timezone.now() + timedelta(seconds=settings.IDENTITY_CODE_TTL_SECONDS),
-    )  # identity_attempts is not reset: wrong codes count per ticket in total (issue 13 item 4)
+    return code, {
+        "identity_code_sha256": _sha256_text(f"{ticket_public_id}:{code}"),
+        "identity_code_expires_at": timezone.now() + timedelta(seconds=settings.IDENTITY_CODE_TTL_SECONDS),
+    }
+
+
+def _identity_code_mail(ticket: RemovalTicket, code: str) -> None:
     email = ticket.requester.email
     if email:
-        transaction.on_commit(
-            lambda: send_mail(
-                "Confirm your data-removal request",
-                f"Your confirmation code for request {ticket.public_id} is {code}. "
-                f"It expires in {settings.IDENTITY_CODE_TTL_SECONDS // 60} minutes.",
-                settings.DEFAULT_FROM_EMAIL,
-                [email],
-            )
+        email_send_on_commit(
+            subject="Confirm your data-removal request",
+            body=(f"Your confirmation code for request {ticket.public_id} is {code}. "
+                  f"It expires in {settings.IDENTITY_CODE_TTL_SECONDS // 60} minutes."),
+            to=[email],
         )
+
+
+def _identity_code_issue(ticket: RemovalTicket) -> str:
+    code, fields = _identity_code_new(ticket.public_id)
+    RemovalTicket.objects.filter(pk=ticket.pk).update(**fields)
+    # identity_attempts is not reset: wrong codes count per ticket in total (issue 13 item 4)
+    _identity_code_mail(ticket, code)
     return code
 
 
@@ -128,10 +137,7 @@ def ticket_create(
     if not idempotency_key:
         return _ticket_create(**kwargs)
     with idempotency_slot(requester.pk, idempotency_key):
-        existing = idempotent_replay(requester=requester, key=idempotency_key, body_sha256=request_body_sha256)
-        if existing:
-            return existing, False
-        try:
+        try:  # a replay is answered by the look-up under the key's lock inside _ticket_create
             return _ticket_create(**kwargs)
         except IntegrityError:
             # lost the insert race to another process: the winner has committed by now
@@ -184,7 +190,10 @@ def _ticket_create(*, requester, subject, jurisdiction, legal_ground, descriptio
             existing = idempotent_replay(requester=requester, key=idempotency_key, body_sha256=request_body_sha256)
             if existing:  # committed by another process between the first look-up and the lock
                 return existing, False
+        public_id = uuid.uuid4()
+        code, code_fields = _identity_code_new(public_id)
         ticket = RemovalTicket.objects.create(
+            public_id=public_id, **code_fields,
             duplicate_of=duplicate_of, idempotency_body_sha256=request_body_sha256,
             evidence_ciphertext=encrypt_text(evidence_text) if evidence_text else "",
             evidence_sha256=hashlib.sha256(evidence).hexdigest() if evidence else "",
@@ -201,7 +210,7 @@ def _ticket_create(*, requester, subject, jurisdiction, legal_ground, descriptio
         )
         webhook_event_emit(event="ticket.submitted", payload={"ticket": str(ticket.public_id),
                                                               "status": ticket.status})
-        _identity_code_issue(ticket)
+        _identity_code_mail(ticket, code)
     return ticket, True
 
 

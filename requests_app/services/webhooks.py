@@ -10,22 +10,26 @@ from django.utils import timezone
 # --- webhooks ---------------------------------------------------------------------------------
 
 def webhook_event_emit(*, event: str, payload: dict) -> None:
-    """Record one delivery per subscribed endpoint in the caller's transaction; send on commit."""
+    """Record one delivery per subscribed endpoint in the caller's transaction (the outbox: a
+    delivery exists iff the change committed); after commit one message on the ``webhooks`` queue
+    fans them out (``webhook_fan_out_task``), so the request publishes once whatever the number of
+    subscribers. Nothing is written or sent when no active endpoint takes ``event``."""
     from ..models import WebhookDelivery, WebhookEndpoint
 
     endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if not e.events or event in e.events]
-    for endpoint in endpoints:
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint, event=event,
-            payload={"event": event, "occurred_at": timezone.now().isoformat(), "data": payload},
-        )
+    if not endpoints:
+        return
+    body = {"event": event, "occurred_at": timezone.now().isoformat(), "data": payload}
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(endpoint=endpoint, event=event, payload=body) for endpoint in endpoints])
+    ids = [d.pk for d in deliveries]
 
-        def send(delivery_id=delivery.pk):
-            from ..tasks import webhook_deliver_task
+    def send():
+        from ..tasks import webhook_fan_out_task
 
-            webhook_deliver_task.delay(delivery_id)
+        webhook_fan_out_task.delay(ids)
 
-        transaction.on_commit(send)
+    transaction.on_commit(send)
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

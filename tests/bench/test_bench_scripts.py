@@ -115,7 +115,8 @@ def test_methods_tofu_run_does_not_reuse_evaluations_without_tofu(methods_doc):
         "--tofu", "--tofu-limit", "5", "--out", str(out), "--no-collapse-check"])
     again = methods.run_request(ns, "test")
     rows = {r["method"]: r for r in again["rows"]}
-    assert again["tofu"] == {"split": "forget01", "limit": 5}
+    assert again["tofu"] == {"split": "forget01", "limit": 5, "profile": "tofu"}
+    assert "TOFU MU (tofu)" in methods.markdown(again["rows"], "tofu")
     assert rows["(target)"]["model_utility"] is not None
     # dp2's Forget Quality is a KS-test p-value against the retrain's truth ratios
     assert 0.0 <= rows["dp2"]["forget_quality"] <= 1.0

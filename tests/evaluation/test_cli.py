@@ -69,6 +69,11 @@ def test_run_evaluation_tofu_in_process(saved_model, tmp_path):
     assert rep["metrics"]["forget_quality"]["value"] == pytest.approx(1.0)
     assert rep["privleak"]["reference_type"] == "retrain"
     assert rep["retrained"]["metrics"] == r0["metrics"] and "warnings" not in rep
+    # a reference evaluated with another TOFU profile is flagged (issue 24)
+    paper = tmp_path / "retrained_paper.json"
+    run_evaluation(saved_model, "tofu_paper", out=paper, **kw)
+    mixed = run_evaluation(saved_model, "tofu", retrained=paper, **kw)
+    assert any("'tofu_paper'" in w and "truth_ratio_mean" in w for w in mixed["warnings"])
     other = run_evaluation(saved_model, "tofu", retrained=ret, limit=4, **kw)
     assert "different rows" in other["warnings"][0] and "WARNING" in format_table(other)
     table = format_table(rep)
@@ -81,6 +86,20 @@ def test_run_evaluation_tofu_in_process(saved_model, tmp_path):
     with pytest.raises(ValueError, match="no_such"):
         make_profile("tofu", overrides={"no_such": 1})
     assert parse_overrides(["a=1", "b=x", "c=[1, 2]"]) == {"a": 1, "b": "x", "c": [1, 2]}
+
+
+def test_make_profile_named_tofu_profiles():
+    """``--profile tofu`` keeps its ds_size 300 unless ``--limit`` or ``--set limit=null``
+    says otherwise; ``tofu_paper`` evaluates every row by default."""
+    t = make_profile("tofu", forget_split="forget05")
+    assert (t.name, t.limit, t.forget_split, t.truth_ratio_mean) == (
+        "tofu", 300, "forget05", "geometric")
+    assert make_profile("tofu", limit=7).limit == 7
+    assert make_profile("tofu", overrides={"limit": None}).limit is None
+    p = make_profile("tofu_paper", seed=3)
+    assert (p.name, p.limit, p.seed, p.truth_ratio_mean) == ("tofu_paper", None, 3, "arithmetic")
+    with pytest.raises(ValueError, match="name"):
+        make_profile("tofu", overrides={"name": "tofu_paper"})
 
 
 def test_load_model_fallback(saved_model, monkeypatch):

@@ -1,7 +1,7 @@
 import pytest
 from rouge_score import rouge_scorer
 
-from evaluation.rouge import UnicodeTokenizer, rouge_l_f1, rouge_settings
+from evaluation.rouge import UnicodeTokenizer, rouge_l_f1, rouge_l_recall, rouge_settings
 
 
 def test_hand_checked_pair_one_substitution():
@@ -52,3 +52,16 @@ def test_type_error_and_settings():
         and s["implementation"] == "rouge_score"
         and s["metric"] == "rougeL"
     )
+
+
+def test_recall_default_tokenizer_with_stemmer_as_tofu_code():
+    """Reference (he, writes, novels, about, rivers), prediction (he, wrote, a, novel, on,
+    rivers): unstemmed LCS = he·rivers → 2/5; Porter-stemmed (write, novel, river) LCS =
+    he·novel·river → 3/5 (the TOFU code: default tokenizer, ``use_stemmer=True``)."""
+    ref, pred = "He writes novels about rivers.", "He wrote a novel on rivers."
+    assert rouge_l_recall(pred, ref) == pytest.approx(0.4)
+    assert rouge_l_recall(pred, ref, use_stemmer=True, tokenizer="default") == pytest.approx(0.6)
+    # the default tokenizer drops non-Latin text; the Unicode one keeps it
+    assert rouge_l_recall("नमस्ते", "नमस्ते", tokenizer="default") == 0.0
+    with pytest.raises(ValueError):
+        rouge_l_recall("a", "a", tokenizer="whitespace")

@@ -169,7 +169,15 @@ def test_tofu_profile_report(tiny_llama, bos_tokenizer, tmp_path):
     assert 0 <= m["probability_real_authors"]["value"] <= 1
     assert len(rep["tofu"]["forget_truth_ratios"]) == 6
     assert rep["privleak"]["reference_type"] == "ideal" and rep["privleak"]["flagged"]
-    assert rep["profile"]["name"] == "tofu-v1" and rep["profile"]["qa"]["name"] == "tofu-qa-v1"
+    assert rep["profile"]["name"] == "tofu" and rep["profile"]["qa"]["name"] == "tofu-qa-v1"
+    assert rep["profile"]["revision"] == 2 and rep["profile"]["truth_ratio_mean"] == "geometric"
+    # headline forget truth ratio = the code's mean min(R, 1/R); mean R kept as a detail
+    trs = rep["tofu"]["forget_truth_ratios"]
+    tr = m["truth_ratio_forget"]
+    assert tr["value"] == pytest.approx(np.mean([min(r, 1 / r) for r in trs]))
+    assert tr["details"]["mean_r"] == pytest.approx(np.mean(trs))
+    # ds_size: the first rows of each split, not a seeded sample
+    assert rep["profile"]["splits"]["retain"]["indices"] == list(range(6))
     assert rep["profile"]["splits"]["holdout"]["file"] == "holdout01.json"
     canonical_json(rep)
     json.dumps(rep)
@@ -196,3 +204,87 @@ def test_tofu_limit_and_tiny_split(tiny_llama, bos_tokenizer, tmp_path):
     assert rep["metrics"]["privleak"]["status"] == "undefined"
     fq = rep["metrics"]["forget_quality"]
     assert fq["status"] == "undefined" and fq["n"] == {"unlearned": 3, "retrained": 0}
+
+
+# ----------------------------------------------------------------- named profiles
+
+
+def test_answer_logprobs_scores_eos_and_cuts_at_max_length(tiny_llama, bos_tokenizer):
+    """``score_eos``: |a| + 1 and log P(a) + log P(EOS | q, a) (the TOFU code's labels)."""
+    prompt, ans = "Question: Who wrote it?\n", "Answer: The author."
+    plain = answer_logprobs(tiny_llama, bos_tokenizer, [prompt], [ans])[0]
+    eos = answer_logprobs(tiny_llama, bos_tokenizer, [prompt], [ans], score_eos=True)[0]
+    assert eos.n_tokens == plain.n_tokens + 1
+    p_ids = bos_tokenizer(prompt)["input_ids"]
+    ids = p_ids + bos_tokenizer(prompt + ans)["input_ids"][len(p_ids):]
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny_llama(torch.tensor([ids])).logits[0, -1].float(), -1)
+    assert eos.logprob == pytest.approx(plain.logprob + float(logp[bos_tokenizer.eos_token_id]),
+                                        abs=1e-4)
+    cut = answer_logprobs(tiny_llama, bos_tokenizer, [prompt], [ans], score_eos=True,
+                          max_length=len(p_ids) + 2)[0]
+    assert cut.n_tokens == 2 and cut.truncated
+
+
+def test_named_profiles_and_prompt_families():
+    from evaluation.tofu import TOFU_PROMPT_FORMATS, tofu_profile
+
+    t = tofu_profile("tofu")
+    assert (t.name, t.limit, t.row_selection, t.truth_ratio_mean, t.score_eos) == (
+        "tofu", 300, "first", "geometric", True)
+    assert (t.rouge_tokenizer, t.rouge_use_stemmer, t.generation_stop_strings) == (
+        "default", True, ())
+    assert (t.generation_max_length, t.generation_max_new_tokens) == (200, None)
+    assert t.question_template == "Question: {question}\n" and t.answer_prefix == "Answer: "
+    p = tofu_profile("tofu_paper")
+    assert (p.name, p.limit, p.row_selection, p.truth_ratio_mean, p.score_eos) == (
+        "tofu_paper", None, "seeded", "arithmetic", False)
+    assert (p.choice_probability, p.question_template, p.answer_prefix) == (
+        "unnormalised", "Question: {question}\nAnswer: ", "")
+    llama = tofu_profile("tofu", prompt_family="llama2-7b")
+    assert llama.question_template == "[INST] {question} [/INST]" and llama.answer_prefix == ""
+    assert TOFU_PROMPT_FORMATS["phi"]["answer_prefix"] == "Answer: "
+    with pytest.raises(ValueError):
+        tofu_profile("tofu-v9")
+    with pytest.raises(ValueError):
+        tofu_profile("tofu", prompt_family="gpt-9")
+
+
+def test_tofu_paper_profile_report_and_verdict_name(tiny_llama, bos_tokenizer, tmp_path):
+    from evaluation.tofu import tofu_profile
+    from evaluation.verdicts import _not_verified_base
+
+    d = write_tofu(tmp_path / "tofu", n=6)
+    fast = {k: getattr(FAST, k) for k in ("verbmem_max_new_tokens", "knowmem_max_new_tokens",
+                                          "bootstrap_resamples")}
+    paper = evaluate_tofu(tiny_llama, bos_tokenizer, d,
+                          profile=tofu_profile("tofu_paper", generation_max_new_tokens=12,
+                                               **fast))
+    code = evaluate_tofu(tiny_llama, bos_tokenizer, d, profile=tofu_profile(
+        "tofu", generation_max_length=40, **fast))
+    assert paper["profile"]["name"] == "tofu_paper" and code["profile"]["name"] == "tofu"
+    for rep in (paper, code):
+        assert rep["metrics"]["model_utility"]["status"] == "ok"
+        assert not any("truth ratio" in s for s in _not_verified_base(rep))
+    # different scored tokens (EOS, "Answer: " prefix) and means: different truth ratios
+    assert paper["tofu"]["forget_truth_ratios"] != code["tofu"]["forget_truth_ratios"]
+    qa_only = {"profile": {"name": "tofu-qa-v1"}}
+    assert any("truth ratio" in s for s in _not_verified_base(qa_only))
+
+
+def test_generation_budget_is_max_length_minus_batch_width(tiny_llama, bos_tokenizer):
+    """``generation_max_length`` L: a batch of prompts of at most w tokens gets L − w new
+    tokens (``generate(max_length=L)`` on a left-padded batch, as in the TOFU code)."""
+    from evaluation.profiles.tofu import _generate
+    from evaluation.tofu import tofu_profile
+
+    prompts = ["Question: Who?\n", "Question: Where does the painter of rivers live?\n"]
+    widths = [len(bos_tokenizer(p)["input_ids"]) for p in prompts]
+    prof = tofu_profile("tofu", generation_max_length=max(widths) + 5,
+                        generation_batch_size=2)
+    gens = _generate(tiny_llama, bos_tokenizer, prompts, prof)
+    assert all(len(g.token_ids) <= 5 for g in gens)
+    assert any(g.stopped_by == "length" and len(g.token_ids) == 5 for g in gens)
+    short = tofu_profile("tofu", generation_max_length=min(widths), generation_batch_size=1)
+    gens = _generate(tiny_llama, bos_tokenizer, prompts, short)
+    assert [g.text for g in gens] == ["", ""]

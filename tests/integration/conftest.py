@@ -43,7 +43,7 @@ class WorkerPool:
         n = len(self.procs)
         log = open(self.log_dir / f"worker-{n}.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "requests_app", "worker", "-P", "solo", "-Q", "gpu,default",
+            [sys.executable, "-m", "celery", "-A", "requests_app", "worker", "-P", "solo", "-Q", "gpu,default,email",
              "--without-gossip", "--without-mingle", "-n", f"test-worker-{os.getpid()}-{n}@%h", "-l", "INFO"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -96,3 +96,13 @@ def worker_pool(trained_artifacts, tmp_path, settings):
 @pytest.fixture
 def worker(worker_pool):
     return worker_pool.start()
+
+
+@pytest.fixture(autouse=True)
+def _email_inline(monkeypatch):
+    """A queued e-mail of the test process (``email_send_task``, issue 17) is sent in the test process
+    at commit, so that ``mail.outbox`` holds it as before. The worker also consumes ``email``: the
+    owner's outcome notices that the worker's own job steps queue are sent there (issue 21)."""
+    from requests_app import tasks
+
+    monkeypatch.setattr(tasks.email_send_task, "delay", lambda *args: tasks.email_send_task.apply(args=args))

@@ -104,16 +104,29 @@ def own_redis(tmp_path, settings):
         pytest.skip("redis-server not installed")
     server = OwnRedis(tmp_path)
     server.start()
-    previous = celery_app.conf.broker_url
+    previous = celery_app.conf.broker_write_url or celery_app.conf.broker_url
     settings.CELERY_BROKER_URL = server.url
-    celery_app.conf.broker_url = server.url
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
+    _point_broker_at(celery_app, server.url)
     yield server
-    celery_app.conf.broker_url = previous
+    _point_broker_at(celery_app, previous)
+    server.stop()
+
+
+def _point_broker_at(celery_app, url: str) -> None:
+    """Switch this process's Celery app to another broker URL.
+
+    The connection pool *and* the producer pool that wraps it are dropped (kombu's global pools
+    too): closing only the connection pool leaves a cached producer pool that raises
+    "Acquire on closed pool" on the next ``delay()`` of every later test.
+    """
+    from kombu import pools
+
+    # broker_read_url / broker_write_url were filled in from the first URL when the app was configured
+    celery_app.conf.broker_url = celery_app.conf.broker_read_url = celery_app.conf.broker_write_url = url
     celery_app.pool.force_close_all()
     celery_app._pool = None
-    server.stop()
+    celery_app.amqp._producer_pool = None
+    pools.reset()
 
 
 def _worker_json_lines(worker_pool) -> list[dict]:
@@ -140,7 +153,7 @@ def test_redis_restarted_mid_job_the_job_still_finishes_once(fast_heartbeats, se
     own_redis.restart()
     restart_s = time.monotonic() - t0
     assert _job(job.pk).status == JobStatus.RUNNING  # the broker outage did not touch the running job
-    assert wait_for(lambda: _job(job.pk).status in FINAL, timeout=300), worker_pool.logs()
+    assert wait_for(lambda: _job(job.pk).status in FINAL, timeout=600), worker_pool.logs()
     job.refresh_from_db()
     ticket.refresh_from_db()
     _assert_ended_by_verdict(job)

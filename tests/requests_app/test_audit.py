@@ -16,14 +16,37 @@ def _events(n):
             audit_event_record(actor="tester", verb=f"test.{i}", obj=subject, after={"i": i})
 
 
-def test_hash_is_sha256_of_prev_hash_and_canonical_event(db):
+def test_hash_is_the_rfc6962_leaf_hash_of_the_canonical_event_with_its_id(db):
+    """Issue 17: no chain (no read of the previous event); hash = SHA-256(0x00 || canonical_json(event + id))."""
     _events(2)
     first, second = AuditEvent.objects.order_by("id")
-    assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
-    payload = {"timestamp": first.timestamp.isoformat(), "actor": "tester", "verb": "test.0",
-               "object_type": "DataSubject", "object_id": str(first.object_id), "before": None, "after": {"i": 0}}
-    assert first.hash == hashlib.sha256(GENESIS_HASH.encode() + canonical_json(payload)).hexdigest()
-    assert audit_chain_verify().valid and audit_chain_verify().checked == 2
+    assert first.prev_hash == second.prev_hash == "" and second.id > first.id
+    leaf = {"id": first.id, "timestamp": first.timestamp.isoformat(), "actor": "tester", "verb": "test.0",
+            "object_type": "DataSubject", "object_id": str(first.object_id), "before": None, "after": {"i": 0}}
+    assert first.hash == hashlib.sha256(b"\x00" + canonical_json(leaf)).hexdigest()
+    result = audit_chain_verify()
+    assert result.valid and result.checked == 2 and result.unsealed == 2 and result.tree_size == 0
+
+
+def test_legacy_chained_events_still_verify(db):
+    """Events recorded before migration 0008 keep hash = sha256(prev_hash || canonical_json(event))."""
+    from django.utils import timezone
+
+    from requests_app.audit import audit_event_payload, audit_hash
+
+    event = AuditEvent(timestamp=timezone.now(), actor="old", verb="legacy", object_type="X", object_id="1",
+                       prev_hash=GENESIS_HASH)
+    event.hash = audit_hash(GENESIS_HASH, audit_event_payload(event))
+    event.save()
+    assert event.hash == hashlib.sha256(GENESIS_HASH.encode() + canonical_json(audit_event_payload(event))).hexdigest()
+    assert audit_chain_verify().valid
+    # a second chained event that does not link to the first is reported
+    bad = AuditEvent(timestamp=timezone.now(), actor="old", verb="legacy", object_type="X", object_id="2",
+                     prev_hash="f" * 64)
+    bad.hash = audit_hash(bad.prev_hash, audit_event_payload(bad))
+    bad.save()
+    result = audit_chain_verify()
+    assert not result.valid and result.first_bad_id == bad.id and "prev_hash" in result.reason
 
 
 def test_orm_refuses_update_and_delete(db):

@@ -92,9 +92,14 @@ def test_eco_publishing_job_ends_without_an_erasure_certificate(api, forget_subj
     assert payload["schema"] == "suppression-notice/1" and payload["weights_changed"] is False
     assert payload["erasure_certified"] is False and "still hold the data" in payload["statement"]
     assert "dp_guarantee" not in payload
-    doc = {k: notice[k] for k in ("payload", "signature", "key_id", "algorithm")}
+    doc = {k: notice[k] for k in ("payload", "signature", "key_id", "algorithm", "transparency")}
     check = api(None).post("/api/v1/certificates/verify/", json.dumps(doc), content_type="application/json").json()
     assert check["valid"] is True and check["document_type"] == "suppression_notice"
+    assert check["audit_log"]["leaf_index"] == doc["transparency"]["leaf_index"]
+    # issue 17: the payload declares the embedded audit-log proof, so stripping it is detected
+    stripped = {k: doc[k] for k in ("payload", "signature", "key_id", "algorithm")}
+    check = api(None).post("/api/v1/certificates/verify/", json.dumps(stripped), content_type="application/json").json()
+    assert check["valid"] is False and "declares an embedded inclusion proof" in check["reason"]
     # nothing published, nothing tombstoned; the ticket can be retried with a weight-changing method
     assert ModelVersion.objects.get(model=target_model, is_serving=True).pk == serving_before.pk
     assert TrainingRecord.objects.filter(forgotten_by__isnull=False).count() == 0

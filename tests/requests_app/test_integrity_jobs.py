@@ -99,14 +99,14 @@ def test_idempotency_race_in_flight_409_then_original_or_422(users, forget_subje
     from requests_app.services import tickets
 
     entered, release = threading.Event(), threading.Event()
-    real = tickets._identity_code_issue
+    real = tickets._identity_code_mail  # the last step inside the creating transaction (issue 17)
 
-    def slow_issue(ticket):
+    def slow_issue(ticket, code):
         entered.set()
         release.wait(10)
-        return real(ticket)
+        return real(ticket, code)
 
-    monkeypatch.setattr(tickets, "_identity_code_issue", slow_issue)
+    monkeypatch.setattr(tickets, "_identity_code_mail", slow_issue)
     out = {}
 
     def first():

@@ -1,4 +1,4 @@
-"""``manage.py evaluate --model DIR --profile muse_news|tofu [--reference-auc X | --retrained DIR]
+"""``manage.py evaluate --model DIR --profile muse_news|tofu|tofu_paper [--reference-auc X | --retrained DIR]
 [--limit N] [--out report.json]``: thin wrapper around :func:`evaluation.runner.run_evaluation`
 (same arguments as ``python -m evaluation``); prints the metric table, writes the JSON report."""
 from django.core.management.base import BaseCommand, CommandError
@@ -7,7 +7,7 @@ from evaluation.runner import add_arguments, run_from_args
 
 
 class Command(BaseCommand):
-    help = "Evaluate a saved model with the MUSE-News or TOFU profile (table + JSON report)."
+    help = "Evaluate a saved model with the MUSE-News or a TOFU profile (table + JSON report)."
 
     def add_arguments(self, parser):
         add_arguments(parser)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests_app', '0006_onboarding'),
+        ('requests_app', '0009_ticket_subject_received_index'),
     ]
 
     operations = [

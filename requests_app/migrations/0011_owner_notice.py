@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests_app', '0007_human_choice_labels'),
+        ('requests_app', '0010_human_choice_labels'),
     ]
 
     operations = [
