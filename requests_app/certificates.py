@@ -16,9 +16,9 @@ from . import certificate_keys
 LIMITATIONS = [
     "Unlearning is verified empirically on the forget set named by its digest; records of the data subject "
     "outside the resolved forget set are not covered.",
-    "Membership inference is measured with Min-K% Prob only; stronger or adaptive attacks were not run.",
-    "Knowledge memorisation is measured with the training questions' template, not paraphrases.",
 ]
+# What the attacks and KnowMem prompts did not cover is stated once, by the verdict's ``not_verified``
+# (evaluation.verdicts.BASE_NOT_VERIFIED, profile-aware); repeating it here contradicted it (issue 21 item 14).
 DP_LIMITATION = (
     "The unlearned model is a post-processing of the DP base model and the retain set; its formal (epsilon, delta) "
     "statement is the DP base's, per privacy unit (one data subject for subject-level DP-SGD, one training record "

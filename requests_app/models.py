@@ -143,24 +143,50 @@ class ModelVersion(models.Model):
 
 
 class TicketStatus(models.TextChoices):
-    SUBMITTED = "submitted"
-    IDENTITY_VERIFIED = "identity_verified"
-    IN_REVIEW = "in_review"
-    APPROVED = "approved"
-    QUEUED = "queued"
-    RUNNING = "running"
-    EVALUATING = "evaluating"
-    CERTIFIED = "certified"
-    DENIED = "denied"
-    WITHDRAWN = "withdrawn"
-    FAILED = "failed"
-    ON_HOLD = "on_hold"
+    """Ticket states (DESIGN §4). The labels are the staff wording; owners read
+    ``portal.presentation.OWNER_STATUS_LABELS``."""
+
+    SUBMITTED = "submitted", "Awaiting identity code"
+    IDENTITY_VERIFIED = "identity_verified", "Identity confirmed"
+    IN_REVIEW = "in_review", "In legal review"
+    APPROVED = "approved", "Approved"
+    QUEUED = "queued", "Removal queued"
+    RUNNING = "running", "Removal running"
+    EVALUATING = "evaluating", "Checking the removal"
+    CERTIFIED = "certified", "Certified"
+    DENIED = "denied", "Declined"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    FAILED = "failed", "Removal failed its checks"
+    ON_HOLD = "on_hold", "On legal hold"
 
 
 class Jurisdiction(models.TextChoices):
-    GDPR = "GDPR"
-    CCPA = "CCPA"
-    OTHER = "other"
+    GDPR = "GDPR", "GDPR (EU, EEA, UK)"
+    CCPA = "CCPA", "CCPA (California)"
+    OTHER = "other", "Other"
+
+
+class DenialException(models.TextChoices):
+    """Why an erasure request may be declined, by law (offered per jurisdiction by
+    :func:`requests_app.legal.denial_exceptions_for`). Labels paraphrase GDPR Art. 17(3)(a)–(e),
+    Art. 12(5) and CCPA Civ. Code §1798.105(d)(1)–(9)."""
+
+    GDPR_A = "art17_3_a", "GDPR Art. 17(3)(a): freedom of expression and information"
+    GDPR_B = "art17_3_b", "GDPR Art. 17(3)(b): a legal obligation, or a task in the public interest"
+    GDPR_C = "art17_3_c", "GDPR Art. 17(3)(c): public interest in public health"
+    GDPR_D = "art17_3_d", "GDPR Art. 17(3)(d): archiving in the public interest, research or statistics"
+    GDPR_E = "art17_3_e", "GDPR Art. 17(3)(e): establishing, exercising or defending legal claims"
+    CCPA_1 = "ccpa_105_d_1", "CCPA §1798.105(d)(1): completing the transaction or contract with the consumer"
+    CCPA_2 = "ccpa_105_d_2", "CCPA §1798.105(d)(2): security and integrity"
+    CCPA_3 = "ccpa_105_d_3", "CCPA §1798.105(d)(3): debugging errors in existing functionality"
+    CCPA_4 = "ccpa_105_d_4", "CCPA §1798.105(d)(4): free speech or another right provided by law"
+    CCPA_5 = "ccpa_105_d_5", "CCPA §1798.105(d)(5): the California Electronic Communications Privacy Act"
+    CCPA_6 = "ccpa_105_d_6", "CCPA §1798.105(d)(6): public or peer-reviewed research the consumer consented to"
+    CCPA_7 = "ccpa_105_d_7", "CCPA §1798.105(d)(7): internal uses the consumer would reasonably expect"
+    CCPA_8 = "ccpa_105_d_8", "CCPA §1798.105(d)(8): a legal obligation"
+    CCPA_9 = "ccpa_105_d_9", "CCPA §1798.105(d)(9): other internal, lawful uses compatible with the context"
+    UNVERIFIED = "unverified", "The requester's identity could not be verified"
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded", "Manifestly unfounded or excessive (GDPR Art. 12(5))"
 
 
 class LegalGround(models.TextChoices):
@@ -205,7 +231,8 @@ class RemovalTicket(models.Model):
     forget_set_sha256 = models.CharField(max_length=64, blank=True)
     decision = models.CharField(max_length=10, blank=True)
     decision_reason = models.TextField(blank=True)
-    exception_code = models.CharField(max_length=20, blank=True, help_text="GDPR Art. 17(3) exception")
+    exception_code = models.CharField(max_length=20, blank=True, choices=DenialException.choices,
+                                      help_text="legal exception of a denial (GDPR Art. 17(3) / CCPA §1798.105(d))")
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -249,12 +276,12 @@ class RemovalTicket(models.Model):
 
 
 class JobStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    EVALUATING = "evaluating"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    EVALUATING = "evaluating", "Evaluating"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class UnlearningJob(models.Model):
@@ -491,3 +518,4 @@ class PreparationJob(models.Model):
 
 # the audit log's Merkle leaves and signed tree heads (issue 17) live in their own module
 from .audit_models import AuditLeaf, SignedTreeHead  # noqa: E402,F401
+from .notice_models import OwnerNotice  # noqa: E402,F401  (the owner's outcome e-mails, issue 21)

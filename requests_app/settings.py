@@ -30,16 +30,19 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver leaves /static/ to WhiteNoise in every mode
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc from our own static files, never a CDN
     "requests_app",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ and /favicon.ico, DEBUG or not
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,6 +104,13 @@ LANGUAGE_CODE = "en"
 USE_I18N = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Static files (WhiteNoise): served by the web process itself, with DEBUG on or off, so that the README's
+# `manage.py runserver` gives a styled portal. Without `collectstatic` WhiteNoise finds the files in the
+# apps (WHITENOISE_USE_FINDERS); a deployment that ran `collectstatic` into STATIC_ROOT may turn that off.
+# Files at the site root (favicon.ico) come from WHITENOISE_ROOT.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+WHITENOISE_AUTOREFRESH = env.bool("WHITENOISE_AUTOREFRESH", default=DEBUG)
+WHITENOISE_ROOT = BASE_DIR / "requests_app" / "static_root"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -140,6 +150,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Swagger UI and ReDoc work offline: their JS/CSS come from drf-spectacular-sidecar's static files
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # deep links put a link inside each operation's toggle button (axe: nested-interactive)
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False},
     # unlearning and preparation jobs share one status set (issue 14)
     "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "requests_app.models.JobStatus"},
 }
@@ -166,6 +182,7 @@ CELERY_TASK_ROUTES = {
     "requests_app.tasks.webhook_deliver_task": {"queue": "webhooks"},
     "requests_app.tasks.webhook_fan_out_task": {"queue": "webhooks"},
     "requests_app.tasks.email_send_task": {"queue": "email"},
+    "requests_app.tasks.owner_notice_send_task": {"queue": "email"},  # the owner's outcome notices (issue 21)
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -233,6 +250,7 @@ _proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=6)  # e-mails to the data owner (services/notices.py)
 
 CELERY_BEAT_SCHEDULE = {
     "flag-due-soon-tickets": {"task": "requests_app.tasks.tickets_flag_due_soon_task", "schedule": 3600.0},
@@ -249,6 +267,11 @@ PORTAL_SIGNIN_TTL_SECONDS = env.int("PORTAL_SIGNIN_TTL_SECONDS", default=15 * 60
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
+# Told to owners whose request is declined (GDPR Art. 12(4), CCPA appeal); empty → DEFAULT_FROM_EMAIL.
+PRIVACY_APPEAL_CONTACT = env.str("PRIVACY_APPEAL_CONTACT", default="")
+PRIVACY_SUPERVISORY_AUTHORITY = env.str("PRIVACY_SUPERVISORY_AUTHORITY", default="")  # e.g. the lead authority
+# Absolute links in e-mailed notices (the portal's address as owners reach it)
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
 # LOG_FORMAT=json: one JSON object per line with the ticket and job ids (requests_app/logging.py),
 # in the web process and the worker (Celery then keeps this configuration instead of its own).

@@ -44,6 +44,22 @@ def webhook_fan_out_task(delivery_ids: list[int]) -> None:
         webhook_deliver_task.delay(delivery_id)
 
 
+@shared_task(name="requests_app.tasks.owner_notice_send_task", bind=True, ignore_result=True, acks_late=True)
+def owner_notice_send_task(self, notice_id: int) -> None:
+    """E-mail one outcome notice to the data owner; retries with back-off (2, 4, 8, … s) up to
+    NOTICE_MAX_ATTEMPTS, then marks it failed (it stays listed on the request page)."""
+    from django.conf import settings
+
+    from .services import owner_notice_mark_failed, owner_notice_send
+
+    if owner_notice_send(notice_id=notice_id):
+        return
+    if self.request.retries + 1 >= settings.NOTICE_MAX_ATTEMPTS:
+        owner_notice_mark_failed(notice_id=notice_id)
+        return
+    raise self.retry(countdown=2 ** (self.request.retries + 1))
+
+
 @shared_task(name="requests_app.tasks.tickets_flag_due_soon_task", ignore_result=True)
 def tickets_flag_due_soon_task() -> int:
     from .services import tickets_flag_due_soon

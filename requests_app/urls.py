@@ -6,6 +6,9 @@ from django.urls import include, path
 from .api.certificates import well_known_keys
 from .health import healthz
 
+handler400 = "requests_app.portal.errors.bad_request"  # branded pages with the view's message (issue 21 item 8)
+handler403 = "requests_app.portal.errors.permission_denied"
+handler404 = "requests_app.portal.errors.page_not_found"
 handler500 = "requests_app.middleware.server_error"  # "database is locked" → 503 (issue 13 item 10)
 
 urlpatterns = [

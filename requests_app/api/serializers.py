@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from ..models import (
     Certificate,
+    DenialException,
     EvaluationReport,
     Jurisdiction,
     LegalGround,
@@ -120,15 +121,10 @@ class ResolutionConfirmSerializer(serializers.Serializer):
 
 
 class DenySerializer(serializers.Serializer):
-    exception_code = serializers.ChoiceField(choices=[
-        ("art17_3_a", "Art. 17(3)(a) freedom of expression and information"),
-        ("art17_3_b", "Art. 17(3)(b) legal obligation or public task"),
-        ("art17_3_c", "Art. 17(3)(c) public health"),
-        ("art17_3_d", "Art. 17(3)(d) archiving, research or statistics"),
-        ("art17_3_e", "Art. 17(3)(e) legal claims"),
-        ("unverified", "identity could not be verified"),
-        ("manifestly_unfounded", "Art. 12(5) manifestly unfounded or excessive"),
-    ])
+    exception_code = serializers.ChoiceField(
+        choices=DenialException.choices,
+        help_text="GDPR Art. 17(3) / 12(5) codes for GDPR and other tickets, CCPA §1798.105(d) codes for CCPA "
+                  "tickets (another jurisdiction's code is a 400)")
     reason = serializers.CharField(max_length=5000)
 
 

@@ -23,7 +23,7 @@ from ..models import (
     UnlearningJob,
 )
 from ..workflow import TransitionError
-from . import forms
+from . import forms, labels
 from .lineage import lineage_points, sustainability_png
 from .presentation import deadline_state, page, status_label, ticket_timeline
 from .views import certificate_html_response, certificate_json_response, job_status_json
@@ -75,9 +75,38 @@ def queue(request):
     return page(request, "dashboard/queue.html", {"rows": rows, "show_closed": show_closed, "counts": counts})
 
 
-def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> dict:
+def _erasing_methods() -> list[str]:
     from unlearning_engine import available_methods
 
+    return [m for m in available_methods() if services.method_changes_weights(m)]
+
+
+def method_options(ticket, form) -> dict:
+    """The approve screen's method list (issue 21 item 6): per method its name, the registry's
+    one-line description, whether it can yield an erasure certificate (it changes the weights) and
+    the mean compute time of this model's past succeeded jobs of that method."""
+    from django.db.models import Avg, Count
+
+    from unlearning_engine import available_methods
+
+    model = ticket.target_model or selectors.model_default()
+    past = {}
+    if model is not None:
+        past = {row["method"]: row for row in UnlearningJob.objects.filter(
+            model=model, status="succeeded", device_seconds__isnull=False).values("method").annotate(
+            mean=Avg("device_seconds"), n=Count("id"))}
+    rows = []
+    for widget in form["method"].subwidgets:
+        name = widget.data["value"]
+        rows.append({"widget": widget, "name": name, "label": labels.method_label(name),
+                     "description": labels.method_description(name), "certifies": True,
+                     "mean_seconds": (past.get(name) or {}).get("mean"), "n_jobs": (past.get(name) or {}).get("n", 0)})
+    not_offered = [{"name": m, "label": labels.method_label(m), "description": labels.method_description(m)}
+                   for m in available_methods() if not services.method_changes_weights(m)]
+    return {"rows": rows, "not_offered": not_offered, "model": model}
+
+
+def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> dict:
     records = selectors.ticket_resolution(ticket=ticket) if ticket.status == TicketStatus.IN_REVIEW else []
     ctx = {
         "ticket": ticket,
@@ -85,11 +114,16 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
         "deadline": deadline_state(ticket.due_at),
         "timeline": ticket_timeline(ticket, viewer=request.user, staff=True),
         "jobs": ticket.jobs.order_by("-id"),
+        "notices": ticket.notices.order_by("created_at", "id"),
         "certificate": Certificate.objects.filter(job__tickets=ticket).order_by("-id").first(),
         **_roles_context(request.user),
     }
     if ticket.status == TicketStatus.IN_REVIEW:
-        approve_form = approve_form or forms.ApproveForm(methods=available_methods(), records=records)
+        readonly = not _has(request.user, REVIEWER, APPROVER)  # auditors and operators see it read-only
+        approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(), records=records,
+                                                         readonly=readonly)
+        ctx["methods"] = method_options(ticket, approve_form)
+        ctx["readonly"] = readonly
         by_id = {r.pk: r for r in records}
         ctx["record_rows"] = [
             {"record": by_id.get(int(w.data["value"])), "widget": w,
@@ -101,7 +135,7 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
     if ticket.status not in CLOSED and ticket.status not in (
         TicketStatus.APPROVED, TicketStatus.QUEUED, TicketStatus.RUNNING, TicketStatus.EVALUATING, TicketStatus.FAILED
     ):
-        ctx["deny_form"] = deny_form or forms.DenyForm()
+        ctx["deny_form"] = deny_form or forms.DenyForm(jurisdiction=ticket.jurisdiction)
     return ctx
 
 
@@ -130,8 +164,6 @@ def request_review(request, public_id):
 @staff_required
 @require_POST
 def request_approve(request, public_id):
-    from unlearning_engine import available_methods
-
     ticket = _ticket(request, public_id)
     if not _has(request.user, APPROVER):
         raise PermissionDenied(_("Only a legal approver can approve."))
@@ -140,7 +172,7 @@ def request_approve(request, public_id):
                        % {"status": status_label(ticket.status)})
         return redirect("portal:dashboard_request", public_id=ticket.public_id)
     records = selectors.ticket_resolution(ticket=ticket)
-    form = forms.ApproveForm(request.POST, methods=available_methods(), records=records)
+    form = forms.ApproveForm(request.POST, methods=_erasing_methods(), records=records)
     if form.is_valid():
         try:
             job = services.ticket_approve(
@@ -166,7 +198,7 @@ def request_deny(request, public_id):
     ticket = _ticket(request, public_id)
     if not _has(request.user, APPROVER):
         raise PermissionDenied(_("Only a legal approver can deny."))
-    form = forms.DenyForm(request.POST)
+    form = forms.DenyForm(request.POST, jurisdiction=ticket.jurisdiction)
     if form.is_valid():
         try:
             services.ticket_deny(ticket=ticket, actor=request.user, **form.cleaned_data)
@@ -195,12 +227,18 @@ def job_detail(request, public_id):
     unlearned = next((r for r in reports if r.role == "unlearned"), None)
     metric_names = ["verbmem_forget", "knowmem_forget", "knowmem_retain", "mink_auc"]
     table = [
-        {"role": r.role, "values": [(r.metrics.get(m) or {}).get("value") for m in metric_names]} for r in reports
+        {"role": r.role, "values": [labels.metric_value(m, (r.metrics.get(m) or {}).get("value"), unit=False)
+                                    for m in metric_names]} for r in reports
     ]
     return page(request, "dashboard/job_detail.html", {
         "job": job, "status": status_label(job.status), "tickets": job.tickets.all(),
-        "metric_names": metric_names, "table": table,
-        "checks": (unlearned.verdicts or {}).get("checks", []) if unlearned else [],
+        "metric_heads": [{"label": labels.metric_label(m), "unit": labels.METRICS[m].unit} for m in metric_names],
+        "table": table,
+        "checks": [labels.check_row(c) for c in (unlearned.verdicts or {}).get("checks", []) if isinstance(c, dict)]
+        if unlearned else [],
+        "method_description": labels.method_description(job.method),
+        "hyperparameters": sorted((job.hyperparameters or {}).items()),
+        "phase_label": labels.phase_label((job.progress or {}).get("phase", "")),
         "certificate": Certificate.objects.filter(job=job).first(),
         "final": job.status in ("succeeded", "failed", "cancelled"),
     })
@@ -239,11 +277,16 @@ def model_lineage(request, pk):
     for cert in Certificate.objects.filter(job__model=model).select_related("job").order_by("issued_at"):
         dp = cert.payload.get("dp_guarantee")
         if isinstance(dp, dict):
-            dp_jobs.append({"certificate": cert, "job": cert.job, "dp": dp})
+            eps, delta = dp.get("per_subject_epsilon"), dp.get("per_subject_delta")
+            group = dp.get("group_bound_not_a_guarantee") or {}
+            dp_jobs.append({"certificate": cert, "job": cert.job, "dp": dp,
+                            "epsilon": labels.format_number(eps, 2) if eps is not None else
+                            _("none claimed (bound %(eps)s)") % {"eps": labels.format_number(group.get("epsilon"), 1)},
+                            "delta": labels.scientific(delta) if delta is not None else "—"})
     ledger = model.privacy_ledger or {}
     return page(request, "dashboard/model_lineage.html", {
         "model": model, "published": published, "others": others,
-        "points": lineage_points(model), "ledger": sorted(ledger.items()), "dp_jobs": dp_jobs,
+        "points": lineage_points(model), "ledger": labels.ledger_rows(ledger), "dp_jobs": dp_jobs,
     })
 
 

@@ -231,36 +231,49 @@ def certificate_shape_problem(document) -> str:
     return ""
 
 
-DENY_CHOICES = [
-    ("art17_3_a", _("Art. 17(3)(a) freedom of expression and information")),
-    ("art17_3_b", _("Art. 17(3)(b) legal obligation or public task")),
-    ("art17_3_c", _("Art. 17(3)(c) public health")),
-    ("art17_3_d", _("Art. 17(3)(d) archiving, research or statistics")),
-    ("art17_3_e", _("Art. 17(3)(e) legal claims")),
-    ("unverified", _("Identity could not be verified")),
-    ("manifestly_unfounded", _("Art. 12(5) manifestly unfounded or excessive")),
+
+
+PRESET_CHOICES = [
+    ("", _("The model's own recipe (recommended)")),
+    ("tiny", _("Demo-size model (about 1 M parameters)")),
+    ("smollm2-135m", _("SmolLM2-135M, full fine-tuning")),
+    ("smollm2-135m-lora", _("SmolLM2-135M with a LoRA adapter (fast on CPU)")),
+    ("test", _("Unit-test model (one short epoch)")),
 ]
 
 
 class ApproveForm(SummaryMixin, forms.Form):
-    method = forms.ChoiceField(label=_("Unlearning method"))
+    """Approval (issue 21 item 6): the method as a list with descriptions, a named preset, the usual
+    settings as typed fields, and raw JSON only under "advanced". Every value is checked by
+    ``services.hyperparameters_check`` when the approval runs. ``readonly`` (auditors) disables all."""
+
+    method = forms.ChoiceField(label=_("Unlearning method"), widget=forms.RadioSelect)
     records = forms.TypedMultipleChoiceField(
         label=_("Records to remove"), coerce=int, widget=forms.CheckboxSelectMultiple,
         error_messages={"required": _("Confirm at least one record; with none there is nothing to remove.")},
     )
+    preset = forms.ChoiceField(label=_("Settings preset"), choices=PRESET_CHOICES, required=False,
+                               help_text=_("Named starting points per model size (unlearning_engine.presets)."))
+    epochs = forms.IntegerField(label=_("Epochs"), required=False, min_value=1, max_value=1000,
+                                help_text=_("Empty: the preset's or recipe's value."))
+    lr = forms.FloatField(label=_("Learning rate"), required=False, min_value=1e-8, max_value=1.0)
+    batch_size = forms.IntegerField(label=_("Batch size"), required=False, min_value=1, max_value=4096)
     hyperparameters = forms.CharField(
-        label=_("Hyperparameters (JSON, optional)"), required=False,
+        label=_("Other hyper-parameters (JSON, advanced)"), required=False,
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-        help_text=_('For example {"epochs": 2}. Empty: the model\'s recipe.'),
+        help_text=_('For example {"beta": 0.1}. The fields above win over the same keys here.'),
     )
 
-    def __init__(self, *args, methods: list[str], records, **kwargs):
+    def __init__(self, *args, methods: list[str], records, readonly: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["method"].choices = [(m, m) for m in methods]
         if "dp2" in methods:
             self.fields["method"].initial = "dp2"
         self.fields["records"].choices = [(r.pk, str(r.pk)) for r in records]
         self.fields["records"].initial = [r.pk for r in records]
+        if readonly:
+            for field in self.fields.values():
+                field.disabled = True
 
     def clean_hyperparameters(self):
         text = self.cleaned_data.get("hyperparameters", "").strip()
@@ -274,9 +287,27 @@ class ApproveForm(SummaryMixin, forms.Form):
             raise forms.ValidationError(_("Give a JSON object, e.g. {\"epochs\": 2}."), code="json_object")
         return value
 
+    def clean(self):
+        data = super().clean()
+        merged = dict(data.get("hyperparameters") or {})
+        for key in ("preset", "epochs", "lr", "batch_size"):
+            if data.get(key) not in (None, ""):
+                merged[key] = data[key]
+        data["hyperparameters"] = merged
+        return data
+
 
 class DenyForm(SummaryMixin, forms.Form):
-    exception_code = forms.ChoiceField(label=_("Legal exception"), choices=[("", "—")] + DENY_CHOICES)
+    """Only the exceptions of the ticket's jurisdiction are offered (``legal.denial_exceptions_for``)."""
+
+    exception_code = forms.ChoiceField(label=_("Legal exception"))
     reason = forms.CharField(
-        label=_("Reason (sent to the requester)"), max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("Reason (sent to the requester)"), max_length=5000, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("The e-mailed notice adds how to complain or appeal for this request's law."),
     )
+
+    def __init__(self, *args, jurisdiction: str, **kwargs):
+        from ..legal import denial_exceptions_for
+
+        super().__init__(*args, **kwargs)
+        self.fields["exception_code"].choices = [("", "—")] + [(c.value, c.label) for c in denial_exceptions_for(jurisdiction)]

@@ -47,13 +47,46 @@ def lineage_points(model) -> list[dict]:
             "version": version,
             "utility": _value(report.metrics, "knowmem_retain") if report else None,
             "privleak": _privleak(report) if report else None,
+            "privleak_status": _privleak_status(report) if report else "",
             "method": version.produced_by.method if version.produced_by_id else "",
         })
     return points
 
 
+def _privleak_status(report: EvaluationReport) -> str:
+    """The PrivLeak check's three-valued status in the report's verdicts ("" when none)."""
+    for check in (report.verdicts or {}).get("checks") or []:
+        if isinstance(check, dict) and check.get("name") == "privleak":
+            return str(check.get("status") or ("pass" if check.get("passed") else "fail"))
+    return ""
+
+
+def utility_tolerance(points: list[dict], fraction: float | None = None) -> float | None:
+    """The lowest utility a version may have and still pass: ``fraction`` (the verdicts'
+    ``utility_fraction``, 0.9 by default, DESIGN §7) × the first version's KnowMem retain."""
+    if fraction is None:
+        from evaluation.verdicts import Thresholds
+
+        fraction = Thresholds().utility_fraction
+    first = next((p["utility"] for p in points if p["utility"] is not None), None)
+    return None if first is None else first * fraction
+
+
 def sustainability_png(points: list[dict], *, title: str = "") -> bytes:
-    """Two-panel PNG (matplotlib, Agg canvas): utility and PrivLeak against the version number."""
+    """PNG of :func:`sustainability_figure`."""
+    fig = sustainability_figure(points, title=title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def sustainability_figure(points: list[dict], *, title: str = ""):
+    """Two-panel matplotlib Figure (Agg canvas): utility and PrivLeak against the version number.
+
+    Honest scales (issue 21 item 13): the utility axis starts at 0 (ROUGE-L ×100 runs to 100) and
+    shows the tolerance (``utility_tolerance``: 90 % of the first version's); the PrivLeak panel
+    shows the ±5 pass band. A PrivLeak check that was inconclusive is drawn hollow and labelled.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -65,22 +98,35 @@ def sustainability_png(points: list[dict], *, title: str = "") -> bytes:
         (ax_u, "utility", _("utility: KnowMem retain (ROUGE-L ×100)"), "#1f5fa8"),
         (ax_p, "privleak", _("PrivLeak (%)"), "#a8321f"),
     ):
-        xs = [s for s, p in zip(seqs, points, strict=True) if p[key] is not None]
-        ys = [p[key] for p in points if p[key] is not None]
-        if xs:
-            ax.plot(xs, ys, marker="o", color=colour)
+        shown = [p for p in points if p[key] is not None]
+        if shown:
+            ax.plot([p["sequence"] for p in shown], [p[key] for p in shown], marker="o", color=colour)
         else:
             ax.text(0.5, 0.5, _("no evaluation yet"), ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(_("published version n"))
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xticks(seqs or [0])
         ax.grid(alpha=0.3)
+    top = max([100.0] + [p["utility"] for p in points if p["utility"] is not None])
+    ax_u.set_ylim(0, top * 1.02)
+    tolerance = utility_tolerance(points)
+    if tolerance is not None:
+        ax_u.axhspan(tolerance, top * 1.02, color="#2a8a2a", alpha=0.10,
+                     label=_("within tolerance (≥ 90 %% of v%(n)s)") % {"n": seqs[0]})
+        ax_u.axhline(tolerance, color="#2a8a2a", linewidth=0.8, linestyle="--")
+        ax_u.legend(fontsize=7, loc="lower left")
     ax_p.axhspan(-5, 5, color="#2a8a2a", alpha=0.12, label=_("pass band ±5"))
     ax_p.axhline(0, color="#555", linewidth=0.8)
+    inconclusive = [p for p in points if p["privleak"] is not None and p.get("privleak_status") == "inconclusive"]
+    if inconclusive:
+        ax_p.plot([p["sequence"] for p in inconclusive], [p["privleak"] for p in inconclusive], linestyle="none",
+                  marker="o", markersize=11, markerfacecolor="white", markeredgecolor="#8a5a00", markeredgewidth=2,
+                  label=_("inconclusive (CI overlaps the band)"))
+        for p in inconclusive:
+            ax_p.annotate("?", (p["sequence"], p["privleak"]), ha="center", va="center", fontsize=8,
+                          color="#8a5a00", fontweight="bold")
     ax_p.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 
 from ..models import PreparationJob, TargetModel
 from .dashboard import staff_required
+from .labels import ledger_rows
 from .presentation import page
 
 
@@ -25,5 +26,5 @@ def preparation_detail(request, public_id):
     report = (job.result or {}).get("report") or {}
     return page(request, "dashboard/preparation_detail.html", {
         "job": job, "report": report, "bad_lines": report.get("bad_lines", []),
-        "ledger": sorted(((job.result or {}).get("privacy_ledger") or {}).items()),
+        "ledger": ledger_rows((job.result or {}).get("privacy_ledger") or {}),
     })

@@ -10,7 +10,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ..models import AuditEvent
+from . import labels
 
+# The data owner's wording of ticket states (staff see ``TicketStatus`` labels, models.py)
 STATUS_LABELS = {
     "submitted": gettext_lazy("Waiting for your confirmation code"),
     "identity_verified": gettext_lazy("Confirmed, waiting for review"),
@@ -138,7 +140,7 @@ def certificate_summary(payload: dict) -> dict:
             d = d.get(p)
         return _scalar(d)
 
-    from evaluation.certificate_html import check_result, document_title
+    from evaluation.certificate_html import document_title
 
     def items(v) -> list:
         return v if isinstance(v, list) else []
@@ -149,8 +151,16 @@ def certificate_summary(payload: dict) -> dict:
     rows = []
     for c in items(checks):
         if isinstance(c, dict):
-            result, note = check_result(c)
-            rows.append({**_scalar_dict(c), "result": result, "result_note": note})
+            rows.append({**_scalar_dict(c), **labels.check_row(c)})
+    verdicts = payload.get("verdicts") if isinstance(payload.get("verdicts"), dict) else {}
+    tickets = []
+    for t in items(payload.get("tickets")):
+        if isinstance(t, dict):
+            row = _scalar_dict(t)
+            row["jurisdiction_label"] = labels.choice_label("jurisdiction", row.get("jurisdiction"))
+            row["legal_ground_label"] = (labels.choice_label("legal_ground", row["legal_ground"])
+                                         if row.get("legal_ground") else "")
+            tickets.append(row)
     return {
         "title": document_title(payload),
         "is_suppression_notice": payload.get("schema") == "suppression-notice/1",
@@ -158,29 +168,42 @@ def certificate_summary(payload: dict) -> dict:
         "certificate_id": get(payload, "certificate_id"),
         "issued_at": get(payload, "issued_at"),
         "issuer": get(payload, "issuer"),
-        "tickets": [_scalar_dict(t) for t in items(payload.get("tickets")) if isinstance(t, dict)],
+        "tickets": tickets,
         "model": get(payload, "model", "name"),
         "version_before": get(payload, "version_before", "weights_sha256"),
         "version_after": get(payload, "version_after", "weights_sha256"),
         "method": get(payload, "job", "method"),
+        "method_label": labels.method_label(get(payload, "job", "method") or ""),
         "forget_count": get(payload, "forget_set", "count"),
         "forget_sha256": get(payload, "forget_set", "sha256"),
-        "dp": _scalar_dict(dp) if isinstance(dp, dict) else None,
+        "dp": _dp_summary(dp) if isinstance(dp, dict) else None,
         "passed": get(payload, "verdicts", "passed"),
         "checks": rows,
-        "limitations": [str(x) for x in items(payload.get("limitations")) if isinstance(x, (str, int, float))],
+        # one list (issue 21 item 14): the payload's limitations and the verdict's "not verified", each once
+        "limitations": _unique_statements(items(payload.get("limitations")) + items(payload.get("not_verified"))
+                                          + items(verdicts.get("not_verified"))),
     }
 
 
-def certificate_body_html(document: dict, result) -> str:
-    """The body of ``evaluation.certificate.render_certificate_html`` (every value is escaped there)."""
-    from evaluation.certificate import render_certificate_html
+def _unique_statements(values: list) -> list[str]:
+    out, seen = [], set()
+    for x in values:
+        if isinstance(x, (str, int, float)) and not isinstance(x, bool):
+            text = labels.readable_text(str(x))
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+    return out
 
-    page = render_certificate_html(document, result)
-    match = re.search(r"<body>(.*)</body>", page, flags=re.S)
-    body = match.group(1) if match else page
-    # our page has its own <h1>; demote the renderer's headings by one level
-    return body.replace("<h2>", "<h3>").replace("</h2>", "</h3>").replace("<h1>", "<h2>").replace("</h1>", "</h2>")
+
+def _dp_summary(dp: dict) -> dict:
+    """The DP statement of a certificate with readable figures (ε to 3 significant digits, δ as a power of 10)."""
+    out = _scalar_dict(dp)
+    eps, delta = dp.get("per_subject_epsilon"), dp.get("per_subject_delta")
+    out["epsilon_text"] = labels.format_number(eps, 2) if isinstance(eps, (int, float)) else ""
+    out["delta_text"] = labels.scientific(delta) if isinstance(delta, (int, float)) else ""
+    out["statement"] = labels.readable_text(str(dp["statement"])) if isinstance(dp.get("statement"), str) else ""
+    return out
 
 
 def page(request, template: str, context: dict | None = None, status: int = 200):

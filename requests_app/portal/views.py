@@ -10,6 +10,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -19,19 +20,23 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import selectors, services
 from ..certificates import certificate_verify_document
+from ..legal import complaint_options
 from ..models import Certificate, TicketStatus
 from ..ratelimit import client_ip, rate_limits_hit
 from ..workflow import TransitionError, sources_for
-from . import forms
+from . import forms, labels
 from . import services as portal_services
 from .presentation import (
-    certificate_body_html,
     certificate_summary,
     page,
     status_label,
     ticket_timeline,
     verification_reason_text,
 )
+from .stepper import ticket_steps
+
+#: no "We answer by" on a request that was declined or withdrawn (issue 21 item 15)
+NO_DEADLINE = (TicketStatus.DENIED, TicketStatus.WITHDRAWN)
 
 
 def _safe_next(request, url: str) -> str:
@@ -137,7 +142,7 @@ def signout(request):
 @login_required
 def my_requests(request):
     tickets = selectors.tickets_visible_to(request.user).filter(requester=request.user).order_by("-received_at")
-    rows = [{"ticket": t, "status": status_label(t.status)} for t in tickets]
+    rows = [{"ticket": t, "status": status_label(t.status), "closed": t.status in NO_DEADLINE} for t in tickets]
     return page(request, "portal/my_requests.html", {"rows": rows})
 
 
@@ -146,8 +151,7 @@ def my_requests(request):
 def request_new(request):
     if selectors.user_roles(request.user) & {"auditor"} and not request.user.is_superuser:
         # auditors read everything and change nothing, also through the portal (issue 13 item 9)
-        return page(request, "portal/signin_invalid.html",
-                    {"reason": _("Auditors have read-only access and cannot file requests.")}, status=403)
+        raise PermissionDenied(_("Auditors have read-only access and cannot file requests."))
     if request.method == "POST":
         form = forms.RemovalRequestForm(request.POST, request.FILES)
         if form.is_valid():
@@ -240,11 +244,16 @@ def request_resend_code(request, public_id):
 def request_detail(request, public_id):
     ticket = _own_ticket(request, public_id)
     job = ticket.jobs.filter(publish=True).order_by("-id").first()
+    timeline = ticket_timeline(ticket, viewer=request.user, staff=False)
     return page(request, "portal/request_detail.html", {
         "ticket": ticket,
         "status": status_label(ticket.status),
-        "timeline": ticket_timeline(ticket, viewer=request.user, staff=False),
+        "timeline": timeline,
+        "stepper": ticket_steps(ticket, timeline),
         "can_withdraw": ticket.status in sources_for(TicketStatus.WITHDRAWN),
+        "closed": ticket.status in NO_DEADLINE,
+        "notices": ticket.notices.order_by("created_at", "id"),
+        "complaint_options": complaint_options(ticket.jurisdiction) if ticket.status == TicketStatus.DENIED else [],
         "job": job,
         "certificate": _certificate_for(ticket),
     })
@@ -302,7 +311,8 @@ def certificate_html_response(request, cert, *, ticket=None, back_url=""):
         "result": result,
         "reason": verification_reason_text(result.reason),
         "summary": certificate_summary(document["payload"]),
-        "body": certificate_body_html(document, result),
+        "document": document,
+        "payload_json": json.dumps(document["payload"], indent=2, sort_keys=True, ensure_ascii=False),
         "back_url": back_url,
     })
 
@@ -340,9 +350,10 @@ def job_status_json(job) -> JsonResponse:
     return JsonResponse({
         "id": str(job.public_id),
         "status": job.status,
-        "status_label": status_label(job.status),
+        "status_label": job.get_status_display(),
         "final": job.status in ("succeeded", "failed", "cancelled"),
-        "progress": {k: progress.get(k) for k in ("phase", "step", "total", "eta_seconds", "loss")},
+        "progress": {**{k: progress.get(k) for k in ("phase", "step", "total", "eta_seconds", "loss")},
+                     "phase_label": labels.phase_label(progress.get("phase") or "")},
         "error": job.error,
         "tickets": [{"id": str(t.public_id), "status": t.status, "status_label": status_label(t.status)}
                     for t in job.tickets.all()],

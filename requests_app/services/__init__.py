@@ -11,6 +11,7 @@ from .corpora import *  # noqa: F403
 from .evidence import *  # noqa: F403
 from .jobs import *  # noqa: F403
 from .manifests import *  # noqa: F403
+from .notices import owner_notice_mark_failed, owner_notice_queue, owner_notice_send  # noqa: F401
 from .preparation import *  # noqa: F403
 from .target_models import *  # noqa: F403
 from .tickets import *  # noqa: F403

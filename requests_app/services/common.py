@@ -105,6 +105,9 @@ def _ticket_transition(
     after.update(audit_extra or {})
     audit_event_record(actor=actor, verb=verb, obj=ticket, before=before, after=after)
     webhook_event_emit(event=verb, payload={"ticket": str(ticket.public_id), "status": to, "previous": before["status"]})
+    from .notices import owner_notice_for_transition
+
+    owner_notice_for_transition(ticket=ticket, verb=verb)  # the owner's e-mail, sent after commit (issue 21)
     return ticket
 
 

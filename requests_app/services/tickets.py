@@ -345,9 +345,22 @@ def ticket_approve(
 
 
 def ticket_deny(*, ticket: RemovalTicket, actor, exception_code: str, reason: str) -> RemovalTicket:
-    """Deny with a GDPR Art. 17(3) exception code and a reason (both required)."""
+    """Deny with a legal exception of the ticket's jurisdiction and a reason (both required).
+
+    GDPR (and other) tickets cite Art. 17(3)(a)–(e) or 12(5); CCPA tickets §1798.105(d)(1)–(9)
+    (:func:`requests_app.legal.denial_exceptions_for`). Both may cite an unverifiable identity.
+
+    Raises:
+        ServiceError: no code or reason, or a code of another jurisdiction.
+    """
+    from ..legal import denial_exceptions_for
+
     if not exception_code or not reason:
-        raise ServiceError("a denial needs an exception code (GDPR Art. 17(3)) and a reason")
+        raise ServiceError("a denial needs an exception code (GDPR Art. 17(3) / CCPA §1798.105(d)) and a reason")
+    allowed = denial_exceptions_for(ticket.jurisdiction)
+    if exception_code not in allowed:
+        raise ServiceError(f"'{exception_code}' is not an exception for a {ticket.jurisdiction} request; "
+                           f"use one of: {', '.join(allowed)}")
     with transaction.atomic():
         return _ticket_transition(
             ticket, TicketStatus.DENIED, actor=actor, verb="ticket.denied",
@@ -450,13 +463,11 @@ def ticket_extend_deadline(*, ticket: RemovalTicket, actor, reason: str, days: i
         audit_event_record(actor=actor, verb="ticket.deadline_extended", obj=locked,
                            before={"due_at": locked.due_at.isoformat()},
                            after={"due_at": new_due.isoformat(), "reason": reason, "notified_at": now.isoformat()})
-        email = locked.requester.email
-        if email:
-            email_send_on_commit(
-                subject="Your data-removal request: deadline extended",
-                body=(f"We need more time to complete request {locked.public_id}. New deadline: "
-                      f"{new_due:%Y-%m-%d %H:%M} UTC. Reason: {reason}"),
-                to=[email])
+        locked.refresh_from_db()
+        from .notices import owner_notice_queue
+
+        # GDPR Art. 12(3) / CCPA regulations §7021(b): the notice with the reasons, sent after commit
+        owner_notice_queue(ticket=locked, kind="extension", extra={"extension_reason": reason})
     locked.refresh_from_db()
     return locked
 

@@ -43,7 +43,7 @@ class WorkerPool:
         n = len(self.procs)
         log = open(self.log_dir / f"worker-{n}.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "requests_app", "worker", "-P", "solo", "-Q", "gpu,default",
+            [sys.executable, "-m", "celery", "-A", "requests_app", "worker", "-P", "solo", "-Q", "gpu,default,email",
              "--without-gossip", "--without-mingle", "-n", f"test-worker-{os.getpid()}-{n}@%h", "-l", "INFO"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -100,8 +100,9 @@ def worker(worker_pool):
 
 @pytest.fixture(autouse=True)
 def _email_inline(monkeypatch):
-    """No e-mail worker runs in these tests: a queued e-mail (``email_send_task``, issue 17) is sent
-    in the test process at commit, so that ``mail.outbox`` holds it as before."""
+    """A queued e-mail of the test process (``email_send_task``, issue 17) is sent in the test process
+    at commit, so that ``mail.outbox`` holds it as before. The worker also consumes ``email``: the
+    owner's outcome notices that the worker's own job steps queue are sent there (issue 21)."""
     from requests_app import tasks
 
     monkeypatch.setattr(tasks.email_send_task, "delay", lambda *args: tasks.email_send_task.apply(args=args))

@@ -54,6 +54,15 @@ def test_ticket_processed_by_worker_exactly_once(worker, target_model, forget_su
     verbs = list(AuditEvent.objects.filter(object_id=str(job.public_id)).values_list("verb", flat=True))
     assert verbs.count("job.started") == 1 and verbs[0] == "job.created"
 
+    # the owner's outcome e-mails went through the broker and were sent by the worker (issue 21 item 2)
+    from requests_app.models import OwnerNotice
+
+    last = "certification" if ticket.status == TicketStatus.CERTIFIED else "failure"
+    assert wait_for(lambda: set(OwnerNotice.objects.filter(ticket=ticket).values_list("status", flat=True)) == {"sent"}
+                    and OwnerNotice.objects.filter(ticket=ticket).count() == 3, timeout=60)
+    assert list(OwnerNotice.objects.filter(ticket=ticket).order_by("id").values_list("kind", flat=True)) == [
+        "review", "approval", last]
+
 
 def test_postgres_trigger_refuses_update_and_delete_of_audit_rows(db):
     require_real_stack()

@@ -1,7 +1,9 @@
 """Helpers for the portal tests (Django test client)."""
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -13,6 +15,23 @@ def code_from_outbox() -> str:
 
 def link_from_outbox() -> str:
     return re.search(r"https?://\S+/signin/link/\S+/", mail.outbox[-1].body).group(0)
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (never ``playwright install``); skipped without either."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
 
 
 @pytest.fixture
@@ -121,3 +140,43 @@ def certified_lineage(corpus, forget_subject, users, settings, tmp_path):
                                        signature=doc["signature"], key_id=doc["key_id"], issued_at=now)
     ModelVersion.objects.filter(pk=versions[-1].pk).update(is_serving=True)
     return {"model": model, "ticket": ticket, "versions": versions}
+
+
+@pytest.fixture
+def realistic_certificate(certified_lineage):
+    """Replace the certified ticket's certificate by one shaped like a real job's: checks with
+    16-digit values and 95 % CIs, an inconclusive PrivLeak, a DP statement, the verdict's
+    "not verified" list (with the Python dict the evaluation writes into one sentence)."""
+    from evaluation.certificate import sign_certificate
+    from evaluation.verdicts import BASE_NOT_VERIFIED
+    from requests_app.certificates import LIMITATIONS, signing_key
+    from requests_app.models import Certificate
+
+    cert = Certificate.objects.get(job__tickets=certified_lineage["ticket"])
+    payload = dict(cert.payload)
+    payload["verdicts"] = {
+        "passed": True,
+        "checks": [
+            {"name": "verbmem_forget", "value": 11.428571428571429, "ci95": [6.123456789012345, 17.98765432101234],
+             "threshold": 15.0, "comparison": "<=", "passed": True, "status": "pass", "detail": "VerbMem_f <= retrain + 5"},
+            {"name": "knowmem_forget", "value": 8.333333333333334, "ci95": [3.3333333333333335, 14.166666666666666],
+             "threshold": 12.5, "comparison": "<=", "passed": True, "status": "pass", "detail": ""},
+            {"name": "knowmem_retain", "value": 59.81234567, "ci95": [55.1, 64.43333333333333], "threshold": 55.8,
+             "comparison": ">=", "passed": True, "status": "pass", "detail": ""},
+            {"name": "privleak", "value": 7.04, "ci95": [-3.2109876543210985, 17.3], "threshold": 5.0,
+             "comparison": "abs<=", "passed": True, "status": "inconclusive", "detail": ""},
+            {"name": "no_collapse", "value": 0.025, "ci95": None, "threshold": 0.2, "comparison": "<=",
+             "passed": True, "status": "pass", "detail": ""},
+        ],
+        "not_verified": list(BASE_NOT_VERIFIED) + [
+            "PrivLeak is inconclusive at this sample size (n = {'forget': 20, 'holdout': 20}): +7.0 with 95% CI "
+            "[-3.2, 17.3] against the band [-5, 5]."],
+    }
+    payload["dp_guarantee"] = {"claimed": True, "k_records": 20, "per_subject_epsilon": 7.912345678,
+                               "per_subject_delta": 1e-6,
+                               "statement": "The DP base model is (7.912, 1e-06)-differentially private per data subject."}
+    payload["limitations"] = list(LIMITATIONS) + list(payload["verdicts"]["not_verified"])
+    doc = sign_certificate(payload, signing_key())
+    cert.payload, cert.signature, cert.key_id = doc["payload"], doc["signature"], doc["key_id"]
+    cert.save(update_fields=["payload", "signature", "key_id"])
+    return {**certified_lineage, "certificate": cert, "document": doc}
