@@ -37,6 +37,11 @@ case "${1:-}" in
       # Debian's Chromium for the portal's browser tests (Playwright drives it; no browser download)
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     fi
+    if [ ! -f "$ROOT/var/node/node_modules/axe-core/axe.min.js" ] && command -v npm >/dev/null; then
+      # axe-core for the browser tests' accessibility checks (issue 21); pinned, from the npm registry
+      npm install --silent --no-audit --no-fund --prefix "$ROOT/var/node" axe-core@4.14.1 >/dev/null 2>&1 || true
+    fi
+    export AXE_CORE_PATH="${AXE_CORE_PATH:-$ROOT/var/node/node_modules/axe-core/axe.min.js}"
     export PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/unlearning}"
     export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
     # unit tests: SQLite, eager tasks
