@@ -80,6 +80,14 @@ _PROFILE_NOT_VERIFIED: dict[str, dict[int, str | None]] = {
 }
 
 
+
+def _sample_sizes(n) -> str:
+    """``n`` of a metric in words for a certificate statement: ``"n = 20"`` or
+    ``"20 forget and 20 holdout texts"`` for a per-split dict (never a Python dict literal)."""
+    if isinstance(n, dict):
+        return " and ".join(f"{v} {k}" for k, v in n.items()) + " texts"
+    return f"n = {n}"
+
 def _not_verified_base(report: dict | None) -> list[str]:
     name = str(((report or {}).get("profile") or {}).get("name") or "")
     repl = {}
@@ -312,7 +320,7 @@ def compute_verdicts(
             detail += (f"; inconclusive: the point estimate is outside the band but the 95% CI "
                        f"[{pl_ci[0]:.1f}, {pl_ci[1]:.1f}] overlaps it at this sample size")
             not_verified.append(
-                f"PrivLeak is inconclusive at this sample size (n = {u_auc.get('n')}): "
+                f"PrivLeak is inconclusive at this sample size ({_sample_sizes(u_auc.get('n'))}): "
                 f"{pl_value:+.1f} with 95% CI [{pl_ci[0]:.1f}, {pl_ci[1]:.1f}] against the band "
                 f"[-{band:g}, {band:g}]; membership-inference parity with the retrained model was not "
                 "demonstrated, only not refuted."

@@ -115,3 +115,11 @@ def test_custom_thresholds():
         thresholds=Thresholds(verbmem_margin=10.0),
     )
     assert by_name(v)["verbmem_forget"]["threshold"] == 30.0 and v["passed"] is True
+
+
+def test_sample_sizes_in_a_statement_are_words_not_a_dict_literal():
+    """Issue 21 item 4: a certificate limitation read "n = {'forget': 20, ...}"."""
+    from evaluation.verdicts import _sample_sizes
+
+    assert _sample_sizes({"forget": 20, "holdout": 40}) == "20 forget and 40 holdout texts"
+    assert _sample_sizes(20) == "n = 20"
