@@ -76,7 +76,8 @@ def smollm2_corpus_jsonl(out: Path, *, authors: int = 20, per_author: int = 5) -
     return out
 
 
-def smollm2_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None) -> dict:
+def smollm2_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None,
+                            progress=None) -> dict:
     """The operator's own fine-tune: SmolLM2 + LoRA on ``examples`` (non-private), merged.
 
     Returns the same keys as :func:`requests_app.model_training.model_artifacts_train` with
@@ -105,7 +106,8 @@ def smollm2_artifacts_train(*, examples: list, name: str, recipe: dict, log=lamb
     t = dict(recipe["target"])
     model = wrap_lora(model, v_lora("lora", t.pop("lora")))
     t1 = time.monotonic()
-    stats = train_causal_lm(model, tokenizer, examples, seed=int(recipe.get("seed", 0)), phase="target", **t)
+    stats = train_causal_lm(model, tokenizer, examples, seed=int(recipe.get("seed", 0)), phase="target",
+                            progress=progress, **t)
     model = merge(model)
     timings = {"export": t1 - t0, "target": time.monotonic() - t1}
     log(f"SmolLM2 + LoRA fine-tuned on {len(examples)} records: {stats.steps} steps, "

@@ -24,6 +24,7 @@ from . import selectors, services
 from .artifacts import ArtifactStoreError, artifact_fetch_verified, artifact_store
 from .certificates import certificate_build
 from .logging import log_context
+from .progress_log import ProgressLog
 from .services.manifests import record_to_example, retain_sample  # noqa: F401 (re-exported: callers import them here)
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,10 @@ class JobCancelled(Exception):
 
 def _progress_writer(job_id: int):
     last = [0.0]
+    line = ProgressLog(f"job {job_id}")
 
     def write(progress) -> None:
+        line(progress)
         now = time.monotonic()
         if now - last[0] < 2.0 and progress.step < progress.total:
             return

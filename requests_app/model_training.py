@@ -71,13 +71,13 @@ def model_tokenizer(recipe: dict):
 
 
 def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda msg: None,
-                          with_dp_base: bool = True) -> dict:
+                          with_dp_base: bool = True, progress=None) -> dict:
     """Public tokenizer, then base, target (non-DP) and DP base; put them in the store. No database access.
 
     Returns a dict with the artifacts' URIs and sha256, the privacy ledger (with
     ``tokenizer_provenance``: kind, name, sha256 of tokenizer.json, source digests), the
     architecture, the tokenizer description and the timings (seconds) per stage.
-    ``with_dp_base=False`` skips the DP base (the operator path prepares it later through a
+    ``progress``: optional callback for the target's training steps. ``with_dp_base=False`` skips the DP base (the operator path prepares it later through a
     ``dp_base`` preparation job, issue 14).
 
     Raises:
@@ -97,7 +97,7 @@ def model_artifacts_train(*, examples: list, name: str, recipe: dict, log=lambda
         t = recipe["target"]
         stats, timings["target"] = _timed(
             train_causal_lm, target, tokenizer, examples, epochs=t["epochs"], lr=t["lr"],
-            batch_size=t["batch_size"], seed=recipe["seed"],
+            batch_size=t["batch_size"], seed=recipe["seed"], progress=progress,
         )
         target_sha = save_artifact(target, tokenizer, tmp / "target")
         log(f"target model trained: {stats.steps} steps, final loss {stats.final_loss:.3f}, {timings['target']:.0f} s")

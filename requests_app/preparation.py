@@ -23,6 +23,7 @@ from . import services
 from .artifacts import ArtifactStoreError, artifact_fetch_verified, artifact_store
 from .audit import audit_event_record
 from .models import PreparationJob, TargetModel, TrainingRecord
+from .progress_log import ProgressLog
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,10 @@ def _recipe_with_dp_defaults(model: TargetModel, params: dict) -> dict:
 
 def _progress_writer(job_id: int, phase: str):
     last = [0.0]
+    line = ProgressLog(f"preparation {job_id}")
 
     def write(progress) -> None:
+        line(progress)
         now = time.monotonic()
         if now - last[0] < 2.0 and progress.step < progress.total:
             return

@@ -8,6 +8,7 @@ the same request as a comparison → the certificate is verified → a table of 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,7 @@ from requests_app.ingestion import read_jsonl, tofu_author_name
 from requests_app.jobs import record_to_example
 from requests_app.model_training import DEMO_RECIPE, model_artifacts_train
 from requests_app.models import EvaluationReport, TargetModel, TrainingCorpus, TrainingRecord
+from requests_app.progress_log import ProgressLog
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "tofu_demo"
 
@@ -93,6 +95,17 @@ class Command(BaseCommand):
             raise CommandError(f"preparation {prep['kind']} {prep['status']}: {prep['error']}")
         return prep
 
+    def _show_progress_lines(self) -> None:
+        """Training progress (stage, step/total, ETA; at most every 10 s) on this terminal."""
+        plog = logging.getLogger("requests_app.progress")
+        if not any(getattr(h, "demo_progress", False) for h in plog.handlers):
+            handler = logging.StreamHandler(self.stdout)
+            handler.demo_progress = True
+            handler.setFormatter(logging.Formatter("      %(message)s"))
+            plog.addHandler(handler)
+        plog.setLevel(logging.INFO)
+        plog.propagate = False
+
     def handle(self, *args, **opts):
         t_start = time.monotonic()
         out_dir = Path(opts["out"] or settings.VAR_DIR / "demo")
@@ -101,6 +114,7 @@ class Command(BaseCommand):
         timings: dict[str, float] = {}
 
         call_command("migrate", verbosity=0)
+        self._show_progress_lines()
         run = time.strftime("%Y%m%d-%H%M%S")
 
         operator = User.objects.create_user(f"operator-{run}", password=None)
@@ -130,7 +144,7 @@ class Command(BaseCommand):
         records = corpus.records.filter(split=TrainingRecord.SPLIT_TRAIN).order_by("index")
         train = smollm2_artifacts_train if smollm2 else partial(model_artifacts_train, with_dp_base=False)
         artifacts = train(examples=[record_to_example(r) for r in records], name=f"demo-{run}-training",
-                          recipe=recipe, log=lambda m: say("      " + m))
+                          recipe=recipe, log=lambda m: say("      " + m), progress=ProgressLog("target model"))
         timings["train_target"] = artifacts["timings"]["target"]
         model = self._call(operator_api, "post", "/api/v1/models/", {
             "name": f"demo-{run}", "corpus": corpus.name, "artifact_uri": artifacts["target_uri"],
