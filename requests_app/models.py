@@ -331,6 +331,8 @@ class Certificate(models.Model):
     issued_at = models.DateTimeField()
 
     class Meta:
+        # A stable order for paginated lists (DRF warns on an unordered queryset).
+        ordering = ["-issued_at", "id"]
         constraints = [
             models.CheckConstraint(
                 name="certificate_document_type_matches_schema",

@@ -9,6 +9,7 @@ second copy of the weights is held. The saved artifact is the merged full model
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -30,7 +31,14 @@ def wrap_lora(model, cfg: dict):
     lc = LoraConfig(r=cfg["r"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
                     target_modules=list(cfg["target_modules"]), bias="none", task_type="CAUSAL_LM")
     try:
-        return get_peft_model(model, lc)
+        with warnings.catch_warnings():
+            # peft (0.21) reads ``model.is_gradient_checkpointing``, which transformers 5
+            # deprecates in favour of ``is_activation_checkpointing``; the value read is the same
+            # (False: we never enable checkpointing), so the FutureWarning is about peft's code,
+            # not ours. Scoped to this call and this message only.
+            warnings.filterwarnings("ignore", category=FutureWarning,
+                                    message="`is_gradient_checkpointing` is deprecated")
+            return get_peft_model(model, lc)
     except ValueError as exc:
         raise UnlearningInputError(f"LoRA: {exc}") from None
 
