@@ -1,4 +1,4 @@
-"""ROUGE-L F1 with a Unicode-aware tokenizer.
+"""ROUGE-L F1 and recall through ``rouge_score``, with a named tokenizer option.
 
 Source: Lin (2004), "ROUGE: A Package for Automatic Evaluation of Summaries"; the
 implementation is Google's ``rouge_score`` package (``RougeScorer(["rougeL"])``), which
@@ -6,10 +6,17 @@ is what MUSE (arXiv 2407.06460, §3, VerbMem / KnowMem) and TOFU (arXiv 2401.061
 use. ROUGE-L F1 = 2·P·R / (P + R) with P = LCS/|prediction|, R = LCS/|reference|,
 LCS = length of the longest common token subsequence.
 
-**Deviation** (DESIGN §7): ``rouge_score``'s default tokenizer keeps only ``[a-z0-9]`` and
-therefore maps every non-Latin text (Devanagari, Cyrillic, CJK, ...) to an empty token
-list, which scores 0 even for identical strings. We plug in :class:`UnicodeTokenizer`
-instead. No stemming (``use_stemmer=False``).
+Tokenizer options (:data:`ROUGE_TOKENIZERS`; the chosen name and its description are pinned
+into the evaluation profile, hence into the certificate):
+
+- ``"rouge_score-default"``: ``rouge_score``'s own tokenizer (lower-case, every character
+  outside ``[a-z0-9]`` becomes a separator), exactly what MUSE's published numbers use; the
+  ``muse`` profile's default. It splits non-ASCII letters out of words ("Paraç" → "para") and
+  maps wholly non-Latin text (Devanagari, Cyrillic, CJK) to no tokens (score 0).
+- ``"unicode-v1"``: :class:`UnicodeTokenizer`, for non-Latin corpora (**Deviation** from the
+  benchmark, named in the profile when used).
+
+No stemming (``use_stemmer=False``) in either case.
 """
 
 from __future__ import annotations
@@ -25,12 +32,31 @@ __all__ = [
     "rouge_l_recall",
     "rouge_settings",
     "TOKENIZER_DESCRIPTION",
+    "ROUGE_TOKENIZERS",
+    "DEFAULT_ROUGE_TOKENIZER",
+    "UNICODE_ROUGE_TOKENIZER",
 ]
 
 TOKENIZER_DESCRIPTION = (
     "unicode-v1: NFC normalisation, lower-case (str.lower), tokens = maximal runs of "
     "characters of Unicode categories L*, M*, N*; everything else separates tokens"
 )
+
+DEFAULT_ROUGE_TOKENIZER = "rouge_score-default"
+UNICODE_ROUGE_TOKENIZER = "unicode-v1"
+#: name → description of each tokenizer option.
+ROUGE_TOKENIZERS: dict[str, str] = {
+    DEFAULT_ROUGE_TOKENIZER: (
+        "rouge_score default (rouge_score.tokenize: lower-case, non-[a-z0-9] characters separate "
+        "tokens), as in the MUSE benchmark code"),
+    UNICODE_ROUGE_TOKENIZER: TOKENIZER_DESCRIPTION,
+}
+
+
+def _check_tokenizer(name: str) -> str:
+    if name not in ROUGE_TOKENIZERS:
+        raise ValueError(f"rouge tokenizer must be one of {sorted(ROUGE_TOKENIZERS)}, got {name!r}")
+    return name
 
 
 def _is_word_char(ch: str) -> bool:
@@ -67,28 +93,31 @@ class UnicodeTokenizer:
         return tokens
 
 
-@lru_cache(maxsize=1)
-def _scorer() -> rouge_scorer.RougeScorer:
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=UnicodeTokenizer())
+@lru_cache(maxsize=4)
+def _scorer(tokenizer: str = UNICODE_ROUGE_TOKENIZER) -> rouge_scorer.RougeScorer:
+    tok = UnicodeTokenizer() if _check_tokenizer(tokenizer) == UNICODE_ROUGE_TOKENIZER else None
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=tok)
 
 
-def rouge_l_f1(prediction: str, reference: str) -> float:
+def rouge_l_f1(prediction: str, reference: str, tokenizer: str = UNICODE_ROUGE_TOKENIZER) -> float:
     """ROUGE-L F1 of ``prediction`` against ``reference``, in [0, 1].
 
     Formula: F1 = 2·P·R/(P+R), P = LCS/len(pred tokens), R = LCS/len(ref tokens)
     (Lin 2004; as used by MUSE arXiv 2407.06460 §3 and TOFU arXiv 2401.06121 §2.5),
-    computed by ``rouge_score`` with :class:`UnicodeTokenizer` and no stemming.
-    An empty (or punctuation-only) prediction or reference scores 0.0.
+    computed by ``rouge_score`` with the ``tokenizer`` option (:data:`ROUGE_TOKENIZERS`) and no
+    stemming. An empty (or punctuation-only) prediction or reference scores 0.0.
 
-    Raises ``TypeError`` if either argument is not a ``str``.
+    Raises ``TypeError`` if either argument is not a ``str``, ``ValueError`` for an unknown
+    tokenizer name.
     """
     if not isinstance(prediction, str) or not isinstance(reference, str):
         raise TypeError("rouge_l_f1 expects two str arguments")
     # rouge_score.score(target, prediction)
-    return float(_scorer().score(reference, prediction)["rougeL"].fmeasure)
+    return float(_scorer(tokenizer).score(reference, prediction)["rougeL"].fmeasure)
 
 
-def rouge_l_recall(prediction: str, reference: str) -> float:
+def rouge_l_recall(prediction: str, reference: str,
+                   tokenizer: str = UNICODE_ROUGE_TOKENIZER) -> float:
     """ROUGE-L recall R = LCS/len(reference tokens) of ``prediction``, in [0, 1].
 
     The "ROUGE" of TOFU (arXiv 2401.06121 §2.2.1, Model Utility): ROUGE-L recall of the
@@ -98,11 +127,13 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
     """
     if not isinstance(prediction, str) or not isinstance(reference, str):
         raise TypeError("rouge_l_recall expects two str arguments")
-    return float(_scorer().score(reference, prediction)["rougeL"].recall)
+    return float(_scorer(tokenizer).score(reference, prediction)["rougeL"].recall)
 
 
-def rouge_settings() -> dict:
-    """The ROUGE settings pinned into the evaluation profile (DESIGN §7)."""
+def rouge_settings(tokenizer: str = UNICODE_ROUGE_TOKENIZER) -> dict:
+    """The ROUGE settings pinned into the evaluation profile (DESIGN §7): implementation,
+    version, metric, ``tokenizer_name`` (a key of :data:`ROUGE_TOKENIZERS`) and its
+    description. Raises ``ValueError`` for an unknown tokenizer name."""
     import importlib.metadata as md
 
     try:
@@ -115,5 +146,6 @@ def rouge_settings() -> dict:
         "metric": "rougeL",
         "statistic": "fmeasure",
         "use_stemmer": False,
-        "tokenizer": TOKENIZER_DESCRIPTION,
+        "tokenizer_name": _check_tokenizer(tokenizer),
+        "tokenizer": ROUGE_TOKENIZERS[tokenizer],
     }

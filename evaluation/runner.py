@@ -78,7 +78,7 @@ def _profile_class(profile: str):
     return TofuProfile
 
 
-_PROTECTED = {"name", "benchmark", "data_dir", "splits", "context_length", "tokenizer_name",
+_PROTECTED = {"name", "benchmark", "data_dir", "rouge", "splits", "context_length", "tokenizer_name",
               "tokenizer_vocab_digest", "library_versions"}
 
 
@@ -210,6 +210,7 @@ _ROWS = {
         ("MinK AUC", "mink_auc", "{:.4f}"),
         ("Loss AUC", "loss_auc", "{:.4f}"),
         ("zlib AUC", "zlib_auc", "{:.4f}"),
+        ("PPL/lower AUC", "ppl_lower_auc", "{:.4f}"),
         ("MinK++ AUC", "minkpp_auc", "{:.4f}"),
     ],
 }
