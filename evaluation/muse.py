@@ -271,7 +271,9 @@ def evaluate_muse_news(
          "truncation": {"verbmem_prompts"|"knowmem_forget_prompts"|"knowmem_retain_prompts":
                             {"n", "truncated", "max_prompt_tokens", "longest_prompt_tokens"},
                         "privleak_texts": {"n", "truncated", "max_tokens"}},
-         "timing": {"generation_seconds", "scoring_seconds", "total_seconds"}}
+         "timing": {"generation_seconds" (= verbmem_seconds + knowmem_seconds, with data
+                    loading), "verbmem_seconds", "knowmem_seconds", "scoring_seconds",
+                    "total_seconds"}}
 
     Metric names match :func:`evaluation.report.evaluate_qa_model`, so
     :func:`evaluation.verdicts.compute_verdicts` applies unchanged. Empty or too-small
@@ -364,6 +366,7 @@ def evaluate_muse_news(
         metrics["verbmem_forget"] = MetricValue.undefined("verbmem split is empty")
         metrics["exact_memorisation"] = MetricValue.undefined("verbmem split is empty")
 
+    t_verb = time.perf_counter() - t0
     # KnowMem (C2 forget, C4 retain utility), 10-shot
     for split in ("knowmem_forget", "knowmem_retain"):
         prompts = [knowmem_prompt(shots[split], q) for q, _ in km[split]]
@@ -412,6 +415,8 @@ def evaluate_muse_news(
         "truncation": truncation,
         "timing": {
             "generation_seconds": round(t_gen, 3),
+            "verbmem_seconds": round(t_verb, 3),
+            "knowmem_seconds": round(t_gen - t_verb, 3),
             "scoring_seconds": round(t_score, 3),
             "total_seconds": round(time.perf_counter() - t0, 3),
         },

@@ -19,6 +19,27 @@ from .errors import UnlearningInputError
 ADAPTER_DIR = "adapter"
 
 
+@contextlib.contextmanager
+def _quiet_peft_checkpointing_probe():
+    """peft (0.21) reads ``model.is_gradient_checkpointing`` when it wraps a model, which
+    transformers 5 deprecates in favour of ``is_activation_checkpointing``; the value read is the
+    same (False: we never enable checkpointing), so the FutureWarning is about peft's code, not
+    ours. Scoped to the wrapping call and this message only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message="`is_gradient_checkpointing` is deprecated")
+        yield
+
+
+def load_adapter(model, adapter_dir: str | Path):
+    """``PeftModel.from_pretrained(model, adapter_dir)`` (an adapter saved by
+    :func:`save_adapter`), in eval mode."""
+    from peft import PeftModel
+
+    with _quiet_peft_checkpointing_probe():
+        return PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+
+
 def wrap_lora(model, cfg: dict):
     """``PeftModel`` with a fresh LoRA adapter ``default`` (B = 0, so outputs are unchanged at
     step 0); ``cfg`` = validated ``{"r", "alpha", "dropout", "target_modules"}``.
@@ -31,13 +52,7 @@ def wrap_lora(model, cfg: dict):
     lc = LoraConfig(r=cfg["r"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
                     target_modules=list(cfg["target_modules"]), bias="none", task_type="CAUSAL_LM")
     try:
-        with warnings.catch_warnings():
-            # peft (0.21) reads ``model.is_gradient_checkpointing``, which transformers 5
-            # deprecates in favour of ``is_activation_checkpointing``; the value read is the same
-            # (False: we never enable checkpointing), so the FutureWarning is about peft's code,
-            # not ours. Scoped to this call and this message only.
-            warnings.filterwarnings("ignore", category=FutureWarning,
-                                    message="`is_gradient_checkpointing` is deprecated")
+        with _quiet_peft_checkpointing_probe():
             return get_peft_model(model, lc)
     except ValueError as exc:
         raise UnlearningInputError(f"LoRA: {exc}") from None
