@@ -26,6 +26,7 @@ import dataclasses
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -180,6 +181,24 @@ def muse_parts(tok, profile):
     return gen, {"privleak": texts + [t.lower() for t in texts]}
 
 
+def trimmed_muse_dir(src: Path, dst: Path, max_chars: int) -> Path:
+    """A copy of the MUSE-News files with every VerbMem prompt cut to its last ``max_chars``
+    characters and every PrivLeak text to its first ``max_chars`` (a short SmolLM2 run on a
+    2-core machine). Written to a temporary directory that the caller deletes: the data text is
+    never kept."""
+    from evaluation.muse import MUSE_FILES
+
+    for key, rel in MUSE_FILES.items():
+        rows = json.loads((src / rel).read_text(encoding="utf-8"))
+        if key == "verbmem_forget":
+            rows = [{**r, "prompt": r["prompt"][-max_chars:]} for r in rows]
+        elif key.startswith("privleak"):
+            rows = [t[:max_chars] for t in rows]
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_text(json.dumps(rows), encoding="utf-8")
+    return dst
+
+
 def run_muse(model_dir: str, args) -> dict:
     """MUSE-News subset: the project's evaluation (SDPA, batched; and batch 1) against the
     independent floor of :mod:`bench.eval_floor`, all in this run."""
@@ -297,12 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor-batches", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1, 8], help="muse: batch sizes tried for the floor")
     ap.add_argument("--eager", action="store_true", help="muse: also time eager attention")
+    ap.add_argument("--max-chars", type=int, default=None,
+                    help="muse: cut VerbMem prompts / PrivLeak texts to this many characters")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     if args.profile == "muse":
         if args.verbmem_tokens == 48:
             args.verbmem_tokens = 128
-        rows = [run_muse(d, args) for d in args.model_dir]
+        global MUSE_DIR
+        full = MUSE_DIR
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                if args.max_chars:
+                    MUSE_DIR = trimmed_muse_dir(full, Path(tmp), args.max_chars)
+                rows = [run_muse(d, args) for d in args.model_dir]
+            finally:
+                MUSE_DIR = full
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval_efficiency_muse.json").write_text(json.dumps(

@@ -70,19 +70,20 @@ def _encode_for_scoring(tokenizer, text: str, limit: int | None) -> tuple[list[i
 _CHUNK = 1024
 
 
-def _position_statistics(logits: torch.Tensor, target: torch.Tensor,
+def _position_statistics(logits_of, n: int, target: torch.Tensor,
                          moments: bool) -> tuple[torch.Tensor, torch.Tensor | None,
                                                  torch.Tensor | None]:
-    """Per-position statistics from ``logits`` (P, V) and ``target`` (P,) token ids.
+    """Per-position statistics for ``n`` scored positions; ``logits_of(a, b)`` gives the
+    (b − a, V) logits of positions a…b−1 and ``target`` (n,) their next-token ids.
 
     log p(target) = logit[target] − logsumexp(logits) (fp32), i.e. log-softmax evaluated at
     the target only. With ``moments``: μ = E_p[log p] = E_p[logit] − logsumexp and
     σ² = Var_p[log p] = Var_p[logit] (log p and the logit differ by a constant per position).
-    Returns float32 tensors of shape (P,) (μ, σ None without moments).
+    Returns float32 tensors of shape (n,) (μ, σ None without moments).
     """
     lp, mus, sigmas = [], [], []
-    for a in range(0, logits.shape[0], _CHUNK):
-        x = logits[a:a + _CHUNK].float()
+    for a in range(0, n, _CHUNK):
+        x = logits_of(a, min(n, a + _CHUNK)).float()
         lse = torch.logsumexp(x, dim=-1)
         lp.append(x.gather(-1, target[a:a + _CHUNK].unsqueeze(-1)).squeeze(-1) - lse)
         if moments:
@@ -93,6 +94,27 @@ def _position_statistics(logits: torch.Tensor, target: torch.Tensor,
             sigmas.append(var.clamp_min(0).sqrt())
     cat = torch.cat
     return cat(lp), (cat(mus) if moments else None), (cat(sigmas) if moments else None)
+
+
+def _decoder_and_head(model):
+    """``(decoder, lm_head)`` when the logits are exactly ``lm_head(decoder(...)[0])`` (Llama,
+    GPT-2 and other plain ``*ForCausalLM`` models without hooks on the top-level module), so that
+    the (B, W, V) logits tensor need never exist; ``None`` otherwise (the model's own logits are
+    used: a hooked model such as an ECO guard must see the whole call)."""
+    base = getattr(model, "base_model", None)
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    cfg = getattr(model, "config", None)
+    if base is None or base is model or not isinstance(head, torch.nn.Linear):
+        return None
+    if model._forward_hooks or model._forward_pre_hooks:  # e.g. ECO's prompt classifier
+        return None
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    if type(model).__name__ not in ("LlamaForCausalLM", "GPT2LMHeadModel", "MistralForCausalLM",
+                                    "Qwen2ForCausalLM"):
+        return None
+    return base, head
 
 
 @torch.inference_mode()
@@ -110,7 +132,9 @@ def token_statistics(
     Texts are sorted by length and batched (little padding); batches are right-padded and
     padding is excluded through the attention mask, never by token id. The vocabulary-sized
     work is done only at scored positions, in fp32, in chunks of :data:`_CHUNK` positions:
-    log p = logit[target] − logsumexp(logits) (no full log-softmax tensor). Batched results
+    log p = logit[target] − logsumexp(logits) (no full log-softmax tensor); for plain Llama /
+    GPT-2-style models the output head itself is applied per chunk to the decoder's hidden
+    states, so the (B, W, V) logits tensor (3.2 GB for 8 × 2048 tokens of SmolLM2) never exists. Batched results
     equal one-at-a-time results up to float rounding: ≤ 1e-4 nats per token on a tiny fp32
     model at batch 8 (``test_scoring.py::test_batch8_bound_*``; padded matmuls change the
     summation order, and about 5e-5 was observed on SmolLM2-135M).
@@ -131,6 +155,7 @@ def token_statistics(
     pad_id = pad_token_id(tokenizer)
     empty = TextScores(np.zeros(0), np.zeros(0), np.zeros(0))
     out: list[TextScores | None] = [empty if len(e[0]) < 2 else None for e in encoded]
+    split = _decoder_and_head(model)
     order = sorted((i for i in range(len(encoded)) if out[i] is None),
                    key=lambda i: len(encoded[i][0]))
     for start in range(0, len(order), batch_size):
@@ -144,11 +169,20 @@ def token_statistics(
             input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
             attn[r, : len(ids)] = 1
             keep[r, : len(ids) - 1] = ~torch.tensor(special[1:], dtype=torch.bool)
-        logits = model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).logits
         keep_d = keep.to(device)
+        target = input_ids[:, 1:].to(device)[keep_d]
         # position t predicts token t+1; only scored positions enter the vocabulary-sized work
-        lp, mu, sigma = _position_statistics(logits[:, :-1][keep_d],
-                                             input_ids[:, 1:].to(device)[keep_d], moments)
+        if split is not None:  # logits of scored positions only, chunk by chunk
+            base, head = split
+            hidden = base(input_ids=input_ids.to(device), attention_mask=attn.to(device))[0]
+            h = hidden[:, :-1][keep_d]
+            lp, mu, sigma = _position_statistics(lambda a, b, h=h, head=head: head(h[a:b]),
+                                                 h.shape[0], target, moments)
+        else:
+            logits = model(input_ids=input_ids.to(device), attention_mask=attn.to(device)).logits
+            scored = logits[:, :-1][keep_d]
+            lp, mu, sigma = _position_statistics(lambda a, b, x=scored: x[a:b],
+                                                 scored.shape[0], target, moments)
         lp = lp.double().cpu().numpy()
         if moments:
             mu, sigma = mu.double().cpu().numpy(), sigma.double().cpu().numpy()
@@ -167,7 +201,8 @@ def token_logprobs(model, tokenizer, texts: list[str], batch_size: int = 16) -> 
     """Log-probabilities (nats, float64 arrays of shape ``(n_i,)``) of every scored token
     of each text; see :func:`token_statistics` for which tokens are scored, padding and
     precision. Source: Min-K% arXiv 2310.16789 §3; MUSE arXiv 2407.06460 §3."""
-    return [s.logprobs for s in token_statistics(model, tokenizer, texts, batch_size=batch_size)]
+    return [s.logprobs for s in token_statistics(model, tokenizer, texts, batch_size=batch_size,
+                                                 moments=False)]
 
 
 def _lowest_k(values: np.ndarray, k: float) -> np.ndarray:

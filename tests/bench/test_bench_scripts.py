@@ -174,8 +174,15 @@ def test_eval_efficiency_muse_mode_measures_an_independent_floor(tmp_path, monke
     save_artifact(build_model(tok, "test"), tok, tmp_path / "model")
     monkeypatch.setattr(eval_efficiency, "MUSE_DIR", data)
     ns = ["--profile", "muse", "--model-dir", str(tmp_path / "model"), "--limit", "6",
-          "--verbmem-tokens", "8", "--floor-batches", "1,4", "--out", str(tmp_path / "out")]
-    assert eval_efficiency.main(ns) == 0
+          "--verbmem-tokens", "8", "--floor-batches", "1,4", "--threads", "1",
+          "--out", str(tmp_path / "out")]
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert eval_efficiency.main(ns) == 0
+    finally:
+        torch.set_num_threads(threads)
     r = json.loads((tmp_path / "out" / "eval_efficiency_muse.json").read_text())["rows"][0]
     parts = r["floor"]["parts"]
     assert set(parts) == {"verbmem", "knowmem", "privleak"}

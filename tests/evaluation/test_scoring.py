@@ -136,3 +136,21 @@ def test_batch8_bound_tiny_fp32_model(tiny_llama, bos_tokenizer, tiny_gpt2, plai
         single = [token_logprobs(model, tok, [t], batch_size=1)[0] for t in texts]
         worst = max(float(np.abs(b - s).max()) for b, s in zip(batched, single, strict=True))
         assert worst <= 1e-4
+
+
+def test_hooked_model_is_scored_through_its_own_forward(tiny_llama, bos_tokenizer, qa_corpus):
+    """The hidden-state + per-chunk head path is skipped for a model with a top-level forward
+    hook (ECO's prompt classifier is one), so the hook sees the call; values are identical."""
+    from evaluation.scoring import _decoder_and_head
+
+    plain = token_logprobs(tiny_llama, bos_tokenizer, qa_corpus[:3], batch_size=3)
+    calls = []
+    handle = tiny_llama.register_forward_pre_hook(lambda m, a: calls.append(1))
+    try:
+        assert _decoder_and_head(tiny_llama) is None
+        hooked = token_logprobs(tiny_llama, bos_tokenizer, qa_corpus[:3], batch_size=3)
+    finally:
+        handle.remove()
+    assert calls == [1] and _decoder_and_head(tiny_llama) is not None
+    for a, b in zip(plain, hooked, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)

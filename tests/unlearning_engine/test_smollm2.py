@@ -19,7 +19,7 @@ def test_missing_wheel_gives_a_clear_error(monkeypatch, tmp_path):
 
 
 def _check_batch8_logprob_bound(model, tok):
-    """Issue 22 item 4: batched (8, right-padded, lengths 3…40 tokens) vs one-at-a-time
+    """Issue 22 item 4: batched (8, right-padded, lengths 3…25 tokens) vs one-at-a-time
     per-token log-probs of :func:`evaluation.scoring.token_logprobs` differ by at most the
     1e-4 nats stated in :func:`evaluation.scoring.token_statistics` on the real model."""
     import numpy as np
@@ -30,7 +30,10 @@ def _check_batch8_logprob_bound(model, tok):
              "letters to her brother about the storms the boats and the long evenings").split()
     texts = [" ".join(words[: 2 + 3 * i]).capitalize() + "." for i in range(8)]
     batched = token_logprobs(model, tok, texts, batch_size=8)
-    single = [token_logprobs(model, tok, [t], batch_size=1)[0] for t in texts]
+    # rows 0 (most padding), 3 and 7 (none) alone: 3 more forward passes keep the test short
+    rows = (0, 3, 7)
+    batched = [batched[i] for i in rows]
+    single = [token_logprobs(model, tok, [texts[i]], batch_size=1)[0] for i in rows]
     assert [b.size for b in batched] == [s.size for s in single]
     worst = max(float(np.abs(b - s).max()) for b, s in zip(batched, single, strict=True))
     assert worst <= 1e-4
