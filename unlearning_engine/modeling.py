@@ -245,8 +245,7 @@ def save_tokenizer(tokenizer, out_dir: str | Path) -> dict:
 
 #: Attention kernel of loaded models: PyTorch SDPA (``F.scaled_dot_product_attention``), which
 #: gives the same greedy token ids as eager attention and, as measured for issue 22, took 36 s
-#: instead of 60 s for the
-#: VerbMem generations of issue 22 (SmolLM2-135M).
+#: instead of 60 s for its VerbMem generations (SmolLM2-135M).
 DEFAULT_ATTN_IMPLEMENTATION = "sdpa"
 #: Attention kernel of DP-SGD (opacus) training, see :func:`load_artifact`.
 DP_ATTN_IMPLEMENTATION = "eager"
