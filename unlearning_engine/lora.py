@@ -9,6 +9,7 @@ second copy of the weights is held. The saved artifact is the merged full model
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,6 +17,27 @@ import torch
 from .errors import UnlearningInputError
 
 ADAPTER_DIR = "adapter"
+
+
+@contextlib.contextmanager
+def _quiet_peft_checkpointing_probe():
+    """peft (0.21) reads ``model.is_gradient_checkpointing`` when it wraps a model, which
+    transformers 5 deprecates in favour of ``is_activation_checkpointing``; the value read is the
+    same (False: we never enable checkpointing), so the FutureWarning is about peft's code, not
+    ours. Scoped to the wrapping call and this message only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message="`is_gradient_checkpointing` is deprecated")
+        yield
+
+
+def load_adapter(model, adapter_dir: str | Path):
+    """``PeftModel.from_pretrained(model, adapter_dir)`` (an adapter saved by
+    :func:`save_adapter`), in eval mode."""
+    from peft import PeftModel
+
+    with _quiet_peft_checkpointing_probe():
+        return PeftModel.from_pretrained(model, str(adapter_dir)).eval()
 
 
 def wrap_lora(model, cfg: dict):
@@ -30,7 +52,8 @@ def wrap_lora(model, cfg: dict):
     lc = LoraConfig(r=cfg["r"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
                     target_modules=list(cfg["target_modules"]), bias="none", task_type="CAUSAL_LM")
     try:
-        return get_peft_model(model, lc)
+        with _quiet_peft_checkpointing_probe():
+            return get_peft_model(model, lc)
     except ValueError as exc:
         raise UnlearningInputError(f"LoRA: {exc}") from None
 

@@ -183,13 +183,15 @@ def model_config(tokenizer, preset: str = "tiny") -> LlamaConfig:
 
 
 def build_model(tokenizer, preset: str = "tiny", seed: int = 0) -> PreTrainedModel:
-    """Freshly initialised (seeded) LlamaForCausalLM for ``preset``, fp32, eager attention, eval mode.
+    """Freshly initialised (seeded) LlamaForCausalLM for ``preset``, fp32, eval mode, with the
+    attention kernel :func:`load_artifact` gives by default (SDPA), so a built model and the
+    same model saved and loaded compute identical logits.
 
     Presets: ``"test"`` (~0.1M params, unit tests), ``"tiny"`` (demo, ~1.38M params with a
     2k vocabulary). See :data:`PRESETS`.
     """
     cfg = model_config(tokenizer, preset)
-    cfg._attn_implementation = "eager"
+    cfg._attn_implementation = DEFAULT_ATTN_IMPLEMENTATION
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
@@ -241,8 +243,26 @@ def save_tokenizer(tokenizer, out_dir: str | Path) -> dict:
     return tokenizer.tokenizer_provenance
 
 
-def load_artifact(path: str | Path, device: str | torch.device = "cpu", *, with_eco: bool = True):
+#: Attention kernel of loaded models: PyTorch SDPA (``F.scaled_dot_product_attention``), which
+#: gives the same greedy token ids as eager attention and, as measured for issue 22, took 36 s
+#: instead of 60 s for its VerbMem generations (SmolLM2-135M).
+DEFAULT_ATTN_IMPLEMENTATION = "sdpa"
+#: Attention kernel of DP-SGD (opacus) training, see :func:`load_artifact`.
+DP_ATTN_IMPLEMENTATION = "eager"
+
+
+def load_artifact(path: str | Path, device: str | torch.device = "cpu", *, with_eco: bool = True,
+                  attn_implementation: str = DEFAULT_ATTN_IMPLEMENTATION):
     """Load ``(model, tokenizer)`` from an artifact directory, offline, fp32, ``model.eval()``.
+
+    ``attn_implementation``: ``"sdpa"`` (default: evaluation, serving and the non-private
+    methods) or ``"eager"``. Only DP-SGD training (:mod:`unlearning_engine.dp_train`) loads
+    with eager attention (:data:`DP_ATTN_IMPLEMENTATION`): opacus computes per-sample gradients
+    of the parameterised layers only, so it would run with SDPA too, but the physical batch it
+    is given is sized by :mod:`unlearning_engine.memory_plan`, whose activation model
+    (``ACT_SCORES``: the materialised B·H·L² attention scores and softmax per layer) and
+    calibration (``bench/memory_plan_measure.py``) are those of eager attention, and the
+    recorded DP runs (BENCHMARKS.md) used it.
 
     ``tokenizer.tokenizer_provenance`` is read from ``tokenizer_provenance.json`` (kind
     ``"unknown"`` with a reason when missing or not matching ``tokenizer.json``).
@@ -261,7 +281,8 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu", *, with_
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(p), local_files_only=True)
     tokenizer.tokenizer_provenance = read_provenance(p)
     model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True,
-                                                 dtype=torch.float32, attn_implementation="eager")
+                                                 dtype=torch.float32,
+                                                 attn_implementation=attn_implementation)
     model = model.to(device).eval()
     if with_eco and (p / "eco.json").is_file():
         from .eco import attach_eco

@@ -117,7 +117,7 @@ class TofuProfile:
     truth_ratio_base: dict = field(default_factory=lambda: {
         "forget": "paraphrased_answer", "retain": "paraphrased_answer",
         "real_authors": "answer", "world_facts": "answer"})
-    rouge_tokenizer: str = "default"
+    rouge_tokenizer: str = "rouge_score-default"
     rouge_use_stemmer: bool = True
     generation_max_length: int | None = 200
     generation_max_new_tokens: int | None = None

@@ -176,3 +176,41 @@ def test_dp_memory_prepares_the_estimate_inputs(tmp_path):
            "estimate_bytes": 3 * 2**20, "measured_bytes": 2 * 2**20, "ratio_estimate_over_measured": 1.5,
            "train_seconds": 1.0}
     assert dp_memory.markdown([row]).splitlines()[-1] == "| x | 10 (5) | 8 × 62 | 3.0 | 2.0 | 1.50 | 1.0 |"
+
+
+def test_eval_efficiency_muse_mode_measures_an_independent_floor(tmp_path, monkeypatch):
+    """Issue 22 item 3: the MUSE mode times the project's evaluation (batched and batch 1) and,
+    in the same run, plain transformers generate / forward passes at each candidate batch size,
+    and reports every part against that floor and the FLOP bound."""
+    from bench import eval_efficiency
+    from tests.evaluation.bench_fixtures import write_muse
+    from unlearning_engine.modeling import build_model, save_artifact, train_tokenizer
+
+    data = write_muse(tmp_path / "muse", n=6)
+    texts = [json.dumps(json.loads(p.read_text())) for p in data.rglob("*.json")]
+    tok = train_tokenizer(texts, 400)
+    save_artifact(build_model(tok, "test"), tok, tmp_path / "model")
+    monkeypatch.setattr(eval_efficiency, "MUSE_DIR", data)
+    ns = ["--profile", "muse", "--model-dir", str(tmp_path / "model"), "--limit", "6",
+          "--verbmem-tokens", "8", "--floor-batches", "1,4", "--threads", "1",
+          "--out", str(tmp_path / "out")]
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert eval_efficiency.main(ns) == 0
+    finally:
+        torch.set_num_threads(threads)
+    r = json.loads((tmp_path / "out" / "eval_efficiency_muse.json").read_text())["rows"][0]
+    parts = r["floor"]["parts"]
+    assert set(parts) == {"verbmem", "knowmem", "privleak"}
+    for p in parts.values():
+        assert set(p["by_batch"]) == {"1", "4"} and p["best_batch"] in (1, 4)
+        assert p["floor_s"] == min(p["by_batch"].values()) and p["tokens"] > 0
+        assert 0 < p["flop_bound_s"] < p["floor_s"] and p["batch1_s"] > 0
+    # privleak floor = 6 forget + 6 holdout texts and their lower-cased copies, one pass each
+    assert parts["privleak"]["tokens"] > 0
+    assert r["batched"]["verbmem_seconds"] > 0 and r["batch1"]["scoring_seconds"] > 0
+    assert r["params"] == r["floor"]["params"]
+    assert set(r["metric_diff_batched_vs_batch1"]) == {
+        "verbmem_forget", "knowmem_forget", "knowmem_retain", "mink_auc", "ppl_lower_auc"}

@@ -36,6 +36,16 @@ def test_hand_computed_with_ties():
     assert 0.0 <= lo <= 0.2 <= hi <= 1.0
 
 
+def test_auc_ties_count_half_small_hand_input():
+    # forget = 1,1,2 ; holdout = 1,2,2. Pairs (h, f) with s_h < s_f count 1, ties 1/2:
+    #   f=1 (twice): h=1 tie -> 0.5, h=2 never below -> 0    => 0.5 each, 1.0 together
+    #   f=2: h=1 below -> 1, h=2 ties (twice) -> 0.5 + 0.5   => 2.0
+    # AUC = 3 / 9 = 1/3
+    m = mia_auc([1, 1, 2], [1, 2, 2], min_size=1, n_bootstrap=0)
+    assert m.value == pytest.approx(1 / 3) and m.ci95 is None
+    assert rank_auc(np.array([1, 1, 2]), np.array([1, 2, 2])) == pytest.approx(1 / 3)
+
+
 def test_rank_auc_matches_sklearn():
     rng = np.random.default_rng(3)
     f, h = rng.integers(0, 5, 30).astype(float), rng.integers(0, 5, 25).astype(float)

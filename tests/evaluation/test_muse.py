@@ -11,6 +11,7 @@ from evaluation.muse import (
     exact_memorised,
     first_tokens_text,
     knowmem_prompt,
+    verbmem_reference,
 )
 from evaluation.stats import MetricValue
 from evaluation.verdicts import compute_verdicts
@@ -25,7 +26,7 @@ FAST = MuseNewsProfile(
 )
 METRICS = {
     "verbmem_forget", "knowmem_forget", "knowmem_retain", "exact_memorisation",
-    "mink_auc", "loss_auc", "zlib_auc", "minkpp_auc", "privleak",
+    "mink_auc", "loss_auc", "zlib_auc", "ppl_lower_auc", "minkpp_auc", "privleak",
 }
 
 
@@ -82,7 +83,7 @@ def test_muse_profile_report_layout(tiny_llama, bos_tokenizer, tmp_path):
     for name in ("verbmem_forget", "knowmem_forget", "knowmem_retain", "exact_memorisation"):
         assert rep["metrics"][name]["n"] == 6
     assert rep["metrics"]["knowmem_forget"]["details"]["shots"] == 10
-    for name in ("mink_auc", "loss_auc", "zlib_auc", "minkpp_auc", "privleak"):
+    for name in ("mink_auc", "loss_auc", "zlib_auc", "ppl_lower_auc", "minkpp_auc", "privleak"):
         assert rep["metrics"][name]["n"] == {"forget": 6, "holdout": 6}
     assert 0 <= rep["metrics"]["exact_memorisation"]["value"] <= 1
     pl = rep["privleak"]
@@ -91,6 +92,8 @@ def test_muse_profile_report_layout(tiny_llama, bos_tokenizer, tmp_path):
         (rep["metrics"]["mink_auc"]["value"] - 0.5) / 0.5 * 100)
     p = rep["profile"]
     assert p["name"] == "muse-news-v1" and p["knowmem_shots"] == 10 and p["mink_k"] == 0.4
+    assert p["rouge_tokenizer"] == "rouge_score-default"  # the benchmark's tokenizer
+    assert p["rouge"]["tokenizer_name"] == "rouge_score-default"
     assert p["limit"] is None and p["context_length"] == 256
     assert set(p["splits"]) == {"verbmem_forget", "knowmem_forget", "knowmem_forget_icl",
                                 "knowmem_retain", "knowmem_retain_icl", "privleak_forget",
@@ -134,6 +137,42 @@ def test_muse_limit_and_undefined(tiny_llama, bos_tokenizer, tmp_path):
     assert m["mink_auc"]["status"] == "undefined" and "empty holdout" in m["mink_auc"]["reason"]
     assert m["privleak"]["status"] == "undefined" and not math.isnan(0.0)
     assert m["knowmem_forget"]["status"] == "ok"
+
+
+def test_verbmem_reference_keeps_bos_plus_n_minus_1_tokens(bos_tokenizer, plain_tokenizer):
+    """Issue 22 item 6: MUSE tokenizes the gt with special tokens and cuts to n ids, so a
+    BOS-adding tokenizer (Llama-2; here the trained ``bos_tokenizer``) keeps BOS + n − 1 real
+    tokens, one without BOS the first n."""
+    gt = "The book was written by Jaime Vasquez in 1990 and sold well."
+    assert bos_tokenizer(gt)["input_ids"][0] == bos_tokenizer.bos_token_id
+    real = bos_tokenizer(gt, add_special_tokens=False)["input_ids"]
+    assert len(real) > 6
+    text, k = verbmem_reference(bos_tokenizer, gt, 6)
+    assert k == 5 and text == first_tokens_text(bos_tokenizer, gt, 5)[0]
+    assert bos_tokenizer(text, add_special_tokens=False)["input_ids"] == real[:5]
+    text, k = verbmem_reference(plain_tokenizer, gt, 6)
+    assert k == 6 and text == first_tokens_text(plain_tokenizer, gt, 6)[0]
+    # a gt shorter than n: every real token
+    assert verbmem_reference(bos_tokenizer, gt, 10_000) == (gt, len(real))
+
+
+def test_muse_unicode_rouge_option_is_recorded(tiny_llama, bos_tokenizer, tmp_path):
+    from evaluation.runner import make_profile
+
+    d = write_muse(tmp_path / "muse", n=5)
+    prof = make_profile("muse_news", bootstrap_resamples=20,
+                        overrides={**{k: getattr(FAST, k) for k in (
+                            "verbmem_max_new_tokens", "knowmem_max_new_tokens",
+                            "exact_memorisation_tokens")}, "rouge_tokenizer": "unicode-v1"})
+    rep = evaluate_muse_news(tiny_llama, bos_tokenizer, d, profile=prof)
+    assert rep["profile"]["rouge_tokenizer"] == "unicode-v1"
+    assert rep["profile"]["rouge"]["tokenizer_name"] == "unicode-v1"
+    assert rep["profile"]["rouge"]["tokenizer"].startswith("unicode-v1: NFC")
+    with pytest.raises(ValueError, match="computed"):
+        make_profile("muse_news", overrides={"rouge": {}})
+    with pytest.raises(ValueError, match="rouge tokenizer"):
+        evaluate_muse_news(tiny_llama, bos_tokenizer, d,
+                           profile=MuseNewsProfile(rouge_tokenizer="nltk"))
 
 
 def test_verdict_limitations_follow_the_profile():

@@ -95,6 +95,7 @@ METRICS = {
     "mink_auc",
     "loss_auc",
     "zlib_auc",
+    "ppl_lower_auc",
     "minkpp_auc",
 }
 

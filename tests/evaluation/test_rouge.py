@@ -60,8 +60,29 @@ def test_recall_default_tokenizer_with_stemmer_as_tofu_code():
     he·novel·river → 3/5 (the TOFU code: default tokenizer, ``use_stemmer=True``)."""
     ref, pred = "He writes novels about rivers.", "He wrote a novel on rivers."
     assert rouge_l_recall(pred, ref) == pytest.approx(0.4)
-    assert rouge_l_recall(pred, ref, use_stemmer=True, tokenizer="default") == pytest.approx(0.6)
+    assert rouge_l_recall(pred, ref, "rouge_score-default", use_stemmer=True) == pytest.approx(0.6)
     # the default tokenizer drops non-Latin text; the Unicode one keeps it
-    assert rouge_l_recall("नमस्ते", "नमस्ते", tokenizer="default") == 0.0
+    assert rouge_l_recall("नमस्ते", "नमस्ते", tokenizer="rouge_score-default") == 0.0
     with pytest.raises(ValueError):
         rouge_l_recall("a", "a", tokenizer="whitespace")
+
+
+def test_muse_default_tokenizer_is_rouge_scores_own_and_unicode_is_an_option():
+    """Issue 22 item 5: the benchmark's tokenizer splits non-ASCII letters out of words
+    ("Paraç" → "para"); the Unicode-aware one keeps them."""
+    from rouge_score import tokenize
+
+    from evaluation.rouge import ROUGE_TOKENIZERS
+
+    assert tokenize.tokenize("Paraç said", None) == ["para", "said"]
+    # default tokenizer: "Paraç said" and "Para said" both give ["para", "said"] -> 1.0
+    assert rouge_l_f1("Paraç said", "Para said", "rouge_score-default") == pytest.approx(1.0)
+    # unicode-v1: "paraç" != "para" -> LCS 1 of 2 -> 0.5
+    assert rouge_l_f1("Paraç said", "Para said", "unicode-v1") == pytest.approx(0.5)
+    assert rouge_l_f1("मेरा नाम", "मेरा नाम", "rouge_score-default") == 0.0  # no [a-z0-9]
+    assert set(ROUGE_TOKENIZERS) == {"rouge_score-default", "unicode-v1"}
+    assert rouge_settings("rouge_score-default")["tokenizer_name"] == "rouge_score-default"
+    with pytest.raises(ValueError, match="rouge tokenizer"):
+        rouge_settings("whitespace")
+    with pytest.raises(ValueError):
+        rouge_l_f1("a", "a", "whitespace")

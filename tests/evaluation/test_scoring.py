@@ -6,6 +6,7 @@ import torch
 
 from evaluation.scoring import (
     loss_score,
+    lowercase_score,
     min_k_plus_plus_score,
     min_k_score,
     token_logprobs,
@@ -95,3 +96,61 @@ def test_min_k_plus_plus_finite(tiny_llama, bos_tokenizer, qa_corpus):
         assert s.mu.shape == s.logprobs.shape == s.sigma.shape
         assert np.all(s.sigma >= 0)
         assert math.isfinite(min_k_plus_plus_score(s))
+
+
+def test_lowercase_score_hand_computed():
+    """MUSE's PPL/lower: loss(text) / loss(text.lower())."""
+    assert lowercase_score(np.array([-1.0, -3.0]), np.array([-4.0, -4.0])) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        lowercase_score(np.array([-1.0]), np.array([0.0]))
+    with pytest.raises(ValueError):
+        lowercase_score(np.array([-1.0]), np.array([]))
+
+
+def test_moments_match_full_log_softmax_and_can_be_skipped(tiny_llama, bos_tokenizer, qa_corpus):
+    """μ, σ from logsumexp / softmax moments equal those of the full log-softmax tensor."""
+    text = qa_corpus[0]
+    ids = torch.tensor([bos_tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        lp = torch.log_softmax(tiny_llama(ids).logits.float(), -1)[0, :-1]
+    p = lp.exp()
+    mu = (p * lp).sum(-1)
+    sigma = ((p * lp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+    st = token_statistics(tiny_llama, bos_tokenizer, [text])[0]
+    np.testing.assert_allclose(st.mu, mu.double().numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(st.sigma, sigma.double().numpy(), atol=1e-4, rtol=0)
+    fast = token_statistics(tiny_llama, bos_tokenizer, [text], moments=False)[0]
+    np.testing.assert_array_equal(fast.logprobs, st.logprobs)
+    assert fast.mu.shape == st.mu.shape and np.all(np.isnan(fast.mu))
+
+
+def test_batch8_bound_tiny_fp32_model(tiny_llama, bos_tokenizer, tiny_gpt2, plain_tokenizer,
+                                      qa_corpus):
+    """The batched-vs-unbatched bound of ``token_statistics``'s docstring, at batch 8 with
+    texts of very different lengths (so most rows are padded): ≤ 1e-4 nats per token (the
+    stated bound; SmolLM2-135M is checked against the same bound in
+    tests/unlearning_engine/test_smollm2.py)."""
+    texts = [" ".join(qa_corpus[: 1 + i % 4]) for i in range(8)] + ["Answer: 42"]
+    for model, tok in ((tiny_llama, bos_tokenizer), (tiny_gpt2, plain_tokenizer)):
+        batched = token_logprobs(model, tok, texts, batch_size=8)
+        single = [token_logprobs(model, tok, [t], batch_size=1)[0] for t in texts]
+        worst = max(float(np.abs(b - s).max()) for b, s in zip(batched, single, strict=True))
+        assert worst <= 1e-4
+
+
+def test_hooked_model_is_scored_through_its_own_forward(tiny_llama, bos_tokenizer, qa_corpus):
+    """The hidden-state + per-chunk head path is skipped for a model with a top-level forward
+    hook (ECO's prompt classifier is one), so the hook sees the call; values are identical."""
+    from evaluation.scoring import _decoder_and_head
+
+    plain = token_logprobs(tiny_llama, bos_tokenizer, qa_corpus[:3], batch_size=3)
+    calls = []
+    handle = tiny_llama.register_forward_pre_hook(lambda m, a: calls.append(1))
+    try:
+        assert _decoder_and_head(tiny_llama) is None
+        hooked = token_logprobs(tiny_llama, bos_tokenizer, qa_corpus[:3], batch_size=3)
+    finally:
+        handle.remove()
+    assert calls == [1] and _decoder_and_head(tiny_llama) is not None
+    for a, b in zip(plain, hooked, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)

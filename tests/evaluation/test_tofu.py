@@ -151,7 +151,7 @@ def test_tofu_profile_report(tiny_llama, bos_tokenizer, tmp_path):
     assert set(rep) == {"profile", "metrics", "privleak", "tofu", "degenerate", "timing"}
     m = rep["metrics"]
     expected = {"verbmem_forget", "knowmem_forget", "knowmem_retain", "mink_auc", "loss_auc",
-                "zlib_auc", "minkpp_auc", "privleak", "forget_quality", "model_utility"}
+                "zlib_auc", "ppl_lower_auc", "minkpp_auc", "privleak", "forget_quality", "model_utility"}
     for s in ("forget", "retain", "real_authors", "world_facts"):
         expected |= {f"truth_ratio_{s}", f"probability_{s}"}
     expected |= {f"rouge_recall_{s}" for s in ("retain", "real_authors", "world_facts")}

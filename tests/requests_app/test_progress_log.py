@@ -1,8 +1,7 @@
 """Issue 21 item 17: a progress line at least every 10 s of training, with stage, step/total and ETA."""
-from unlearning_engine.training import Progress
-
 from requests_app import progress_log
 from requests_app.progress_log import ProgressLog, progress_line
+from unlearning_engine.training import Progress
 
 
 def test_progress_line_has_stage_step_total_loss_and_eta():

@@ -129,3 +129,35 @@ def test_rate_parse_and_window():
     assert rate_parse("5/hour") == (5, 3600) and rate_parse("10/minute") == (10, 60)
     with pytest.raises(ValueError):
         rate_parse("5/fortnight")
+
+
+def test_throttle_cache_keys_are_memcached_safe_for_any_ticket_id():
+    """Issue 22 item 10: a ticket id from the URL with spaces / 300 characters gave Django's
+    CacheKeyWarning; the ident is hashed (sha256, 32 hex digits) so every key is safe."""
+    import hashlib
+    import warnings
+    from types import SimpleNamespace
+
+    from django.core.cache import cache
+    from django.test import RequestFactory
+
+    from requests_app.api.throttles import IdentityCodePerIPThrottle, IdentityCodePerTicketThrottle
+
+    bad = "a b\tc" + "x" * 300
+    view = SimpleNamespace(kwargs={"public_id": bad}, lookup_field="public_id")
+    key = IdentityCodePerTicketThrottle().get_cache_key(RequestFactory().get("/"), view)
+    assert key == "throttle_identity_code-ticket_" + hashlib.sha256(bad.encode()).hexdigest()[:32]
+    ip_key = IdentityCodePerIPThrottle().get_cache_key(RequestFactory().get("/"), view)
+    assert ip_key == "throttle_identity_code-ip_" + hashlib.sha256(b"127.0.0.1").hexdigest()[:32]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache.validate_key(key)
+        cache.validate_key(ip_key)
+
+
+def test_certificate_queryset_has_a_default_order():
+    """Issue 22 item 10: the paginated certificate list was unordered (UnorderedObjectListWarning)."""
+    from requests_app.models import Certificate
+
+    assert Certificate._meta.ordering == ["-issued_at", "id"]
+    assert Certificate.objects.all().ordered

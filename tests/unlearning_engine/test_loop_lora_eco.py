@@ -79,7 +79,8 @@ def test_collapse_fails_the_run(tmp_path, served_dir, examples):
 
 
 def test_lora_adapter_saved_reloaded_changes_outputs(tmp_path, served_dir, examples):
-    from peft import PeftModel
+    from unlearning_engine.lora import load_adapter
+
     res = run_unlearning(_req("npo_kl", tmp_path / "lora", examples, served_dir,
                               {"lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "down_proj"]},
                                "epochs": 2, "lr": 5e-3}))
@@ -91,7 +92,7 @@ def test_lora_adapter_saved_reloaded_changes_outputs(tmp_path, served_dir, examp
     ids = tok(format_prompt(examples[0]), return_tensors="pt")["input_ids"]
     with torch.no_grad():
         base_logits = base(ids).logits
-    reloaded = PeftModel.from_pretrained(load_artifact(served_dir)[0], str(adapter)).eval()
+    reloaded = load_adapter(load_artifact(served_dir)[0], adapter)
     merged, _ = load_artifact(res.output_dir)
     with torch.no_grad():
         lora_logits = reloaded(ids).logits

