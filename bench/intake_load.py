@@ -80,20 +80,6 @@ def _django():
     django.setup()
 
 
-def _owners(n: int, prefix: str) -> list[dict]:
-    from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
-
-    from requests_app.models import DataSubject
-
-    out = []
-    for i in range(n):
-        user, _ = User.objects.get_or_create(username=f"{prefix}-{i}", defaults={"email": f"{prefix}-{i}@example.org"})
-        token, _ = Token.objects.get_or_create(user=user)
-        subject, _ = DataSubject.objects.get_or_create(display_name=f"{prefix} subject {i}")
-        out.append({"token": token.key, "subject_id": str(subject.public_id)})
-    return out
-
 
 def profile(n: int) -> None:
     """Print the queries of one submission and the cProfile top of ``n`` submissions."""
@@ -105,7 +91,9 @@ def profile(n: int) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    owner = _owners(1, "profile")[0]
+    from bench.load_submissions import prepare_clients
+
+    owner = prepare_clients(1, "profile")[0]
     client = Client()
     headers = {"HTTP_AUTHORIZATION": f"Token {owner['token']}"}
     body = json.dumps({"subject_id": owner["subject_id"], "jurisdiction": "GDPR", "description": "profile"})
@@ -196,8 +184,10 @@ def load(args) -> dict:
     from django.conf import settings
     from django.core.management import call_command
 
+    from bench.load_submissions import prepare_clients
+
     call_command("migrate", verbosity=0)
-    owners = _owners(args.users, "intake")
+    owners = prepare_clients(args.users, "intake")
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")

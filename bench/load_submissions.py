@@ -103,7 +103,8 @@ def gunicorn_server(*, database_url: str, workers: int = 3, log_path: Path | Non
 
 
 def prepare_clients(n: int, prefix: str) -> list[dict]:
-    """``n`` data owners, each with an API token and a data subject of their own (Django ORM)."""
+    """``n`` data owners, each with an API token and a data subject of their own (Django ORM;
+    idempotent for a given ``prefix``)."""
     from django.contrib.auth.models import User
     from rest_framework.authtoken.models import Token
 
@@ -113,7 +114,7 @@ def prepare_clients(n: int, prefix: str) -> list[dict]:
     for i in range(n):
         user, _ = User.objects.get_or_create(username=f"{prefix}-{i}", defaults={"email": f"{prefix}-{i}@example.org"})
         token, _ = Token.objects.get_or_create(user=user)
-        subject = DataSubject.objects.create(display_name=f"{prefix} subject {i}")
+        subject, _ = DataSubject.objects.get_or_create(display_name=f"{prefix} subject {i}")
         clients.append({"token": token.key, "subject_id": str(subject.public_id)})
     return clients
 
