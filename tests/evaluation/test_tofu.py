@@ -233,7 +233,7 @@ def test_named_profiles_and_prompt_families():
     assert (t.name, t.limit, t.row_selection, t.truth_ratio_mean, t.score_eos) == (
         "tofu", 300, "first", "geometric", True)
     assert (t.rouge_tokenizer, t.rouge_use_stemmer, t.generation_stop_strings) == (
-        "default", True, ())
+        "rouge_score-default", True, ())
     assert (t.generation_max_length, t.generation_max_new_tokens) == (200, None)
     assert t.question_template == "Question: {question}\n" and t.answer_prefix == "Answer: "
     p = tofu_profile("tofu_paper")
