@@ -235,7 +235,11 @@ def forget_quality(
             f"(unlearned={u.size}, retrained={r.size})", n=n)
     if not (np.all(np.isfinite(u)) and np.all(np.isfinite(r))):
         return MetricValue.undefined("non-finite truth ratio", n=n)
-    res = ks_2samp(u, r)
+    with warnings.catch_warnings(record=True) as caught:  # exact p-value impossible → "asymp" (recorded)
+        warnings.simplefilter("always", RuntimeWarning)
+        res = ks_2samp(u, r)
+    method = "asymp (exact calculation unsuccessful)" if any(
+        "Exact calculation unsuccessful" in str(w.message) for w in caught) else "auto"
     ci = None
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -247,7 +251,7 @@ def forget_quality(
         lo, hi = np.percentile(ps, [2.5, 97.5])
         ci = (float(lo), float(hi))
     pvalue = float(res.pvalue)
-    details = {"ks_statistic": float(res.statistic), "test": "ks_2samp"}
+    details = {"ks_statistic": float(res.statistic), "test": "ks_2samp", "method": method}
     if pvalue > 0:
         details["log10_pvalue"] = math.log10(pvalue)
     return MetricValue(value=pvalue, ci95=ci, n=n, details=details)
