@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from functools import partial
 from pathlib import Path
@@ -107,6 +108,17 @@ class Command(BaseCommand):
         plog.propagate = False
 
     def handle(self, *args, **opts):
+        # the data owner's e-mails (identity code, outcome notices) stay in memory and are listed at the end
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            mail.outbox = []
+            try:
+                self._run(opts)
+            finally:
+                if mail.outbox:
+                    self.stdout.write(f"e-mails to the data owner ({len(mail.outbox)}): "
+                                      + "; ".join(m.subject for m in mail.outbox))
+
+    def _run(self, opts: dict) -> None:
         t_start = time.monotonic()
         out_dir = Path(opts["out"] or settings.VAR_DIR / "demo")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,14 +181,12 @@ class Command(BaseCommand):
         approver.groups.add(Group.objects.get_or_create(name="legal_approver")[0])
         owner_api, reviewer_api, approver_api = self._client(owner), self._client(reviewer), self._client(approver)
 
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-            mail.outbox = []
-            ticket = self._call(owner_api, "post", "/api/v1/tickets/", {
-                # by id: a re-run of the demo ingests the same authors again, so names repeat
-                "subject_id": str(subject.public_id), "jurisdiction": "GDPR", "legal_ground": "art17_1_b",
-                "description": "I withdraw my consent; please remove everything about me from your model.",
-            })
-            code = mail.outbox[-1].body.split(" is ")[1][:6]
+        ticket = self._call(owner_api, "post", "/api/v1/tickets/", {
+            # by id: a re-run of the demo ingests the same authors again, so names repeat
+            "subject_id": str(subject.public_id), "jurisdiction": "GDPR", "legal_ground": "art17_1_b",
+            "description": "I withdraw my consent; please remove everything about me from your model.",
+        })
+        code = next(m.group(1) for m in (re.search(r" is (\d{6})", e.body) for e in reversed(mail.outbox)) if m)
         tid = ticket["id"]
         self._call(owner_api, "post", f"/api/v1/tickets/{tid}/verify-identity/", {"code": code})
         self._call(reviewer_api, "post", f"/api/v1/tickets/{tid}/review/")
