@@ -273,7 +273,15 @@ def compute_verdicts(
     if _ok(r_auc) and float(r_auc["value"]) > 0:
         ref, ref_type = float(r_auc["value"]), "retrain"
     else:
-        if retrained is not None:
+        if retrained is not None and _ok(r_auc):
+            # AUC_ref = 0: every forget text scored less member-like than every holdout text;
+            # the relative PrivLeak (AUC_u − AUC_ref) / AUC_ref is undefined there (MUSE §3)
+            ref_note = ("the retrained model's Min-K% AUC is 0, where the relative PrivLeak is undefined; "
+                        f"n = {_sample_sizes(r_auc.get('n'))}")
+            not_verified.append(
+                "The exact retrained model's Min-K% AUC is 0 on these texts, so PrivLeak relative to it is "
+                "undefined; the ideal reference 0.5 was used instead.")
+        elif retrained is not None:
             ref_note = (
                 "retrained report has no usable Min-K% AUC (" + _why(r_auc, "retrained") + ")"
             )

@@ -183,13 +183,10 @@ def _job_run_claimed(job, started: float) -> None:
 
     from evaluation.verdicts import compute_verdicts
 
+    # the retrained report carries its own Min-K% AUC: compute_verdicts takes the PrivLeak reference
+    # from it (passing it again as ``reference_auc`` crashed the job when that AUC was 0)
     retrained = reports.get("retrained", (None, None))[1]
-    reference_auc = None
-    if retrained is not None:
-        reference_auc = retrained["metrics"].get("mink_auc", {}).get("value")
-    verdicts = compute_verdicts(
-        reports["unlearned"][1], reports["original"][1], retrained, reference_auc=reference_auc
-    )
+    verdicts = compute_verdicts(reports["unlearned"][1], reports["original"][1], retrained, reference_auc=None)
     services.job_finish(
         job=job, artifact_uri=uri, weights_sha256=result.weights_sha256, reports=reports, verdicts=verdicts,
         device_seconds=round(time.monotonic() - started, 3), certificate_builder=certificate_build,

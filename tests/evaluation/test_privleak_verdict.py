@@ -62,3 +62,17 @@ def test_small_noisy_difference_is_inconclusive_and_listed():
     assert any("inconclusive" in s for s in v["not_verified"])
     blocking = compute_verdicts(u, r, r, reference_auc=None, thresholds=Thresholds(privleak_inconclusive_blocks=True))
     assert _privleak_check(blocking)["passed"] is False
+
+
+def test_retrained_auc_of_zero_does_not_crash_and_is_named():
+    """Regression (SmolLM2 demo): the retrained model's Min-K% AUC was 0 on 5 forget vs 20 holdout
+    texts; the job died with "reference_auc must be in (0, 1]". The relative PrivLeak is undefined
+    there: the ideal reference 0.5 is used, flagged, and the certificate says so."""
+    f, h = [0.0] * 5, [1.0] * 20  # every forget score below every holdout score: AUC = 0
+    r = _report(f, h, _auc(f, h))
+    assert r["metrics"]["mink_auc"]["value"] == 0.0
+    v = compute_verdicts(r, r, r, reference_auc=None)
+    c = _privleak_check(v)
+    assert v["privleak"]["reference_type"] == "ideal"
+    assert c["value"] == -100.0 and c["status"] != "pass"  # (0 − 0.5) / 0.5 × 100
+    assert any("Min-K% AUC is 0" in s for s in v["not_verified"])
