@@ -270,6 +270,7 @@ def compute_verdicts(
         raise ValueError(f"reference_auc must be in (0, 1], got {reference_auc!r}")
     r_auc = _metric(retrained, "mink_auc")
     ref_note = None
+    zero_ref = retrained is not None and _ok(r_auc) and float(r_auc["value"]) == 0.0
     if _ok(r_auc) and float(r_auc["value"]) > 0:
         ref, ref_type = float(r_auc["value"]), "retrain"
     else:
@@ -280,7 +281,8 @@ def compute_verdicts(
                         f"n = {_sample_sizes(r_auc.get('n'))}")
             not_verified.append(
                 "The exact retrained model's Min-K% AUC is 0 on these texts, so PrivLeak relative to it is "
-                "undefined; the ideal reference 0.5 was used instead.")
+                "undefined; PrivLeak against the ideal reference 0.5 is reported and can be inconclusive, "
+                "never pass or fail, on these texts.")
         elif retrained is not None:
             ref_note = (
                 "retrained report has no usable Min-K% AUC (" + _why(r_auc, "retrained") + ")"
@@ -318,6 +320,10 @@ def compute_verdicts(
         elif pl_ci is None:
             status = "fail"
         else:
+            status = "inconclusive"
+        if zero_ref and status == "fail" and pl_ci is not None:
+            # the retrained model itself scores 0 on these texts: a gap to the ideal 0.5 is not
+            # evidence of leakage, so the check cannot fail on it; it is inconclusive (and listed)
             status = "inconclusive"
         detail = (
             f"|PrivLeak| <= {band:g}; PrivLeak = (AUC_u {u_auc['value']:.4f} - AUC_ref "

@@ -67,12 +67,14 @@ def test_small_noisy_difference_is_inconclusive_and_listed():
 def test_retrained_auc_of_zero_does_not_crash_and_is_named():
     """Regression (SmolLM2 demo): the retrained model's Min-K% AUC was 0 on 5 forget vs 20 holdout
     texts; the job died with "reference_auc must be in (0, 1]". The relative PrivLeak is undefined
-    there: the ideal reference 0.5 is used, flagged, and the certificate says so."""
+    there: the ideal reference 0.5 is used, flagged, the check is inconclusive (a retrained model at
+    AUC 0 shows that a gap to 0.5 is not evidence of leakage) and the certificate says so."""
     f, h = [0.0] * 5, [1.0] * 20  # every forget score below every holdout score: AUC = 0
     r = _report(f, h, _auc(f, h))
     assert r["metrics"]["mink_auc"]["value"] == 0.0
     v = compute_verdicts(r, r, r, reference_auc=None)
     c = _privleak_check(v)
     assert v["privleak"]["reference_type"] == "ideal"
-    assert c["value"] == -100.0 and c["status"] != "pass"  # (0 − 0.5) / 0.5 × 100
+    assert c["value"] == -100.0 and c["status"] == "inconclusive"  # (0 − 0.5) / 0.5 × 100
     assert any("Min-K% AUC is 0" in s for s in v["not_verified"])
+    assert any("PrivLeak is inconclusive" in s for s in v["not_verified"])
