@@ -29,6 +29,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from .mia import privleak as _privleak
+from .privleak_reference import paired_privleak_ci, retrain_reference
 
 __all__ = ["Thresholds", "compute_verdicts", "BASE_NOT_VERIFIED"]
 
@@ -183,33 +184,6 @@ def _forget_check(name, label, margin, unlearned, original, retrained, thr) -> d
     )
 
 
-def _paired_privleak_ci(u_auc: dict, r_auc: dict | None, thr: Thresholds) -> list[float] | None:
-    """95% percentile CI of PrivLeak by a paired bootstrap: each resample draws forget and holdout
-    indices once and scores both models' AUCs on them. ``None`` when the per-text scores are
-    missing or the two reports scored different numbers of texts."""
-    import numpy as np
-
-    from .stats import rank_auc
-
-    if r_auc is None:
-        return None
-    us, rs = (u_auc.get("details") or {}).get("scores"), (r_auc.get("details") or {}).get("scores")
-    if not us or not rs or len(us["forget"]) != len(rs["forget"]) or len(us["holdout"]) != len(rs["holdout"]):
-        return None
-    uf, uh = np.asarray(us["forget"], float), np.asarray(us["holdout"], float)
-    rf, rh = np.asarray(rs["forget"], float), np.asarray(rs["holdout"], float)
-    rng = np.random.default_rng(0)
-    fi = rng.integers(0, uf.size, size=(thr.bootstrap_resamples, uf.size))
-    hi = rng.integers(0, uh.size, size=(thr.bootstrap_resamples, uh.size))
-    au, ar = rank_auc(uf[fi], uh[hi]), rank_auc(rf[fi], rh[hi])
-    ok = ar > 0
-    if not ok.any():
-        return None
-    pl = (au[ok] - ar[ok]) / ar[ok] * 100.0
-    lo, high = np.percentile(pl, [2.5, 97.5])
-    return [float(lo), float(high)]
-
-
 def compute_verdicts(
     unlearned: dict,
     original: dict,
@@ -218,6 +192,7 @@ def compute_verdicts(
     reference_auc: float | None,
     thresholds: Thresholds = Thresholds(),
     reference_type: str | None = None,
+    retrained_others=(),
 ) -> dict:
     """Verdicts of an unlearned model from evaluation reports (DESIGN §7; MUSE arXiv 2407.06460).
 
@@ -232,6 +207,10 @@ def compute_verdicts(
             if it was measured on an exact retrain). A retrained report's AUC takes
             precedence. With neither, 0.5 is used and flagged ``"ideal"``.
         thresholds: :class:`Thresholds`.
+        retrained_others: reports of further exact retrains with other training seeds, on the same
+            texts. The PrivLeak reference is then the mean of all retrains' Min-K% AUCs and its CI
+            includes their seed-to-seed variation as a prediction interval
+            (:mod:`evaluation.privleak_reference`; Hayes et al. arXiv 2403.01218). The VerbMem/KnowMem thresholds stay relative to ``retrained``.
 
     Returns::
 
@@ -239,7 +218,7 @@ def compute_verdicts(
          "checks": [{"name", "value", "ci95", "threshold", "comparison", "passed",
                      "status": "pass"|"fail"|"undefined", "detail", "n"}, ...],
          "privleak": {"value", "ci95", "auc_unlearned", "reference", "reference_type",
-                      "flagged", "band"},
+                      "flagged", "band", "retrain_aucs", "retrain_seed_spread"},
          "thresholds": Thresholds.to_dict(),
          "not_verified": [str, ...]}
 
@@ -269,10 +248,17 @@ def compute_verdicts(
     ):
         raise ValueError(f"reference_auc must be in (0, 1], got {reference_auc!r}")
     r_auc = _metric(retrained, "mink_auc")
+    rref = retrain_reference(r_auc if retrained is not None else None,
+                             [_metric(o, "mink_auc") for o in retrained_others or ()])
     ref_note = None
     zero_ref = retrained is not None and _ok(r_auc) and float(r_auc["value"]) == 0.0
-    if _ok(r_auc) and float(r_auc["value"]) > 0:
-        ref, ref_type = float(r_auc["value"]), "retrain"
+    if rref.value is not None:
+        ref, ref_type = rref.value, "retrain"
+        if rref.k > 1:
+            ref_note = (f"reference = mean Min-K% AUC of {rref.k} exact retrains with different seeds "
+                        f"({', '.join(f'{a:.4f}' for a in rref.aucs)}); the CI includes their seed-to-seed variation; "
+                        "each retrain against the others: PrivLeak "
+                        + ", ".join(f"{x:+.1f}" for x in rref.seed_spread))
     else:
         if retrained is not None and _ok(r_auc):
             # AUC_ref = 0: every forget text scored less member-like than every holdout text;
@@ -292,6 +278,11 @@ def compute_verdicts(
         else:
             ref, ref_type = 0.5, "ideal"
     flagged = ref_type != "retrain"
+    if ref_type == "retrain" and rref.k == 1:
+        not_verified.append(
+            "The PrivLeak reference is one exact retrain (one training seed): how much a retrain's "
+            "Min-K% AUC moves with the seed was not measured, so the PrivLeak CI covers the text "
+            "sample only.")
     if ref_type == "ideal":
         not_verified.append(
             "PrivLeak used the ideal reference AUC 0.5 (reference: ideal), not a retrained "
@@ -305,7 +296,8 @@ def compute_verdicts(
     pl_value, pl_ci = None, None
     if _ok(u_auc):
         pl_value = _privleak(float(u_auc["value"]), ref)
-        paired = _paired_privleak_ci(u_auc, r_auc if ref_type == "retrain" else None, thr)
+        paired = (paired_privleak_ci(u_auc, rref.metrics, thr.bootstrap_resamples)
+                  if ref_type == "retrain" else None)
         if paired is not None:
             pl_ci, ci_how = paired, "paired bootstrap over the same texts for both models"
         elif u_auc.get("ci95"):
@@ -418,6 +410,8 @@ def compute_verdicts(
             "reference_type": ref_type,
             "flagged": flagged,
             "band": [-thr.privleak_band, thr.privleak_band],
+            "retrain_aucs": rref.aucs,
+            "retrain_seed_spread": rref.seed_spread,
         },
         "thresholds": thr.to_dict(),
         "not_verified": not_verified,

@@ -37,12 +37,14 @@ def smollm2_recipe() -> dict:
     (Chua et al., arXiv 2406.14322: Poisson sampling of subjects, q = 0.25, the mean gradient of at
     most 5 records per sampled subject clipped at C = 1), ε = 8, δ = 10⁻⁶ (below the certificate
     policy's 10⁻⁵ and below 1/N). ``methods.dp2``: the non-private fine-tune of the DP base on the
-    retain set, as many epochs as the target (DESIGN §6 step 3).
+    retain set, as many epochs as the target (DESIGN §6 step 3). ``reference_seeds``: three exact
+    retrains (training seeds 0–2), whose spread enters the PrivLeak CI (evaluation.privleak_reference).
     """
     dp2 = preset_hyperparameters("dp2", "smollm2-135m-lora")
     target = {"epochs": 3, "lr": 1e-3, "batch_size": 8, "lora": copy.deepcopy(SMOLLM2_LORA)}
     return {
         "seed": 0,
+        "reference_seeds": 3,
         "target": target,
         "dp_base": {"target_epsilon": 8.0, "delta": 1e-6, "epochs": 2, "lr": 2e-3, "sample_rate": 0.25,
                     "privacy_unit": "subject", "max_records_per_unit": 5, "max_grad_norm": 1.0,

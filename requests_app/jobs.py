@@ -173,12 +173,13 @@ def _job_run_claimed(job, started: float) -> None:
 
     sample = [record_to_example(r) for r in splits.retain_evaluated]
     holdout = [record_to_example(r) for r in splits.holdout]
-    reference = selectors.model_reference_version(model, job.forget_set_sha256)
     kwargs = dict(forget=forget, retain=sample, holdout=holdout, manifest=manifest)
     reports = {"original": (job.source_version, evaluate_artifact(source_dir, **kwargs))}
-    if reference is not None:
+    # every exact retrain of this forget set (several training seeds measure the retrain's own
+    # variation; evaluation.privleak_reference): "retrained" is the newest, the others "retrained_s<i>"
+    for i, reference in enumerate(selectors.model_reference_versions(model, job.forget_set_sha256)):
         ref_dir = artifact_fetch_verified(reference.artifact_uri, reference.weights_sha256)
-        reports["retrained"] = (reference, evaluate_artifact(ref_dir, **kwargs))
+        reports["retrained" if i == 0 else f"retrained_s{i}"] = (reference, evaluate_artifact(ref_dir, **kwargs))
     reports["unlearned"] = (None, evaluate_artifact(work / "model", **kwargs))
 
     from evaluation.verdicts import compute_verdicts
@@ -186,7 +187,9 @@ def _job_run_claimed(job, started: float) -> None:
     # the retrained report carries its own Min-K% AUC: compute_verdicts takes the PrivLeak reference
     # from it (passing it again as ``reference_auc`` crashed the job when that AUC was 0)
     retrained = reports.get("retrained", (None, None))[1]
-    verdicts = compute_verdicts(reports["unlearned"][1], reports["original"][1], retrained, reference_auc=None)
+    others = [report for role, (_, report) in reports.items() if role.startswith("retrained_s")]
+    verdicts = compute_verdicts(reports["unlearned"][1], reports["original"][1], retrained, reference_auc=None,
+                                retrained_others=others)
     services.job_finish(
         job=job, artifact_uri=uri, weights_sha256=result.weights_sha256, reports=reports, verdicts=verdicts,
         device_seconds=round(time.monotonic() - started, 3), certificate_builder=certificate_build,

@@ -38,6 +38,7 @@ def recipe_from_engine(engine_recipe: dict, seed: int = 0) -> dict:
         "vocab_size": r["tokenizer"]["vocab_size"],
         "tokenizer_source": r["tokenizer"].get("source", DEFAULT_SOURCE),
         "seed": seed,
+        "reference_seeds": r.get("reference", {}).get("seeds", 1),
         "target": r["target"],
         "dp_base": r["dp_base"],
         "methods": {name: r[name] for name in ("retrain", "dp2", "npo_gd") if name in r},

@@ -246,21 +246,31 @@ def _run_reference(job: PreparationJob, started: float) -> None:
     base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
     work = Path(settings.JOB_WORK_DIR) / f"prep-{job.public_id}"
     shutil.rmtree(work, ignore_errors=True)
-    result = run_unlearning(UnlearningRequest(
-        method="retrain", model_dir=str(source_dir), output_dir=str(work / "model"),
-        forget=[record_to_example(r) for r in forget_records], retain=retain, base_dir=str(base_dir),
-        hyperparameters={**(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
-                         **(p.get("hyperparameters") or {})},
-        progress=_progress_writer(job.pk, "retrain")))
     digest = p["forget_set_sha256"]
-    uri = artifact_store().put_dir(work / "model", f"models/{model.name}/references/{digest[:16]}-{job.public_id.hex[:8]}")
+    forget = [record_to_example(r) for r in forget_records]
+    hyperparameters = {**(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
+                       **(p.get("hyperparameters") or {})}
+    trained = []  # (seed, UnlearningResult, uri): one exact retrain per training seed
+    for seed in range(int(p.get("seeds") or 1)):
+        shutil.rmtree(work, ignore_errors=True)
+        result = run_unlearning(UnlearningRequest(
+            method="retrain", model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
+            retain=retain, base_dir=str(base_dir), hyperparameters=hyperparameters, seed=seed,
+            progress=_progress_writer(job.pk, "retrain" if seed == 0 else f"retrain seed {seed}")))
+        name = f"{digest[:16]}-{job.public_id.hex[:8]}" + (f"-seed{seed}" if seed else "")
+        trained.append((seed, result, artifact_store().put_dir(work / "model", f"models/{model.name}/references/{name}")))
     shutil.rmtree(work, ignore_errors=True)
 
     def apply(locked):
-        version = services.model_register_reference(actor="system", model=model, artifact_uri=uri,
-                                                    weights_sha256=result.weights_sha256, forget_set_sha256=digest)
-        return {"version": version.pk, "artifact_uri": uri, "weights_sha256": result.weights_sha256,
+        versions = [services.model_register_reference(actor="system", model=model, artifact_uri=uri,
+                                                      weights_sha256=result.weights_sha256, forget_set_sha256=digest,
+                                                      seed=seed)
+                    for seed, result, uri in trained]
+        first = trained[0][1]
+        return {"version": versions[0].pk, "artifact_uri": trained[0][2], "weights_sha256": first.weights_sha256,
                 "forget_set_sha256": digest, "forget_count": len(forget_records), "purpose": p.get("purpose"),
-                "train_seconds": round(result.wall_seconds, 3)}
+                "train_seconds": round(sum(r.wall_seconds for _, r, _ in trained), 3),
+                "seeds": [{"seed": seed, "version": v.pk, "weights_sha256": r.weights_sha256,
+                           "train_seconds": round(r.wall_seconds, 3)} for (seed, r, _), v in zip(trained, versions)]}
 
     services.preparation_succeed(job=job, result={}, device_seconds=round(time.monotonic() - started, 3), apply=apply)

@@ -66,6 +66,20 @@ def model_reference_version(model: TargetModel, forget_set_sha256: str) -> Model
     )
 
 
+def model_reference_versions(model: TargetModel, forget_set_sha256: str, limit: int = 8) -> list[ModelVersion]:
+    """Every exact-retrain reference registered for this forget set (different training seeds or
+    preparations), newest first, one per distinct weights sha256, at most ``limit``."""
+    seen, out = set(), []
+    for version in ModelVersion.objects.filter(model=model, role=ModelVersion.ROLE_REFERENCE,
+                                               forget_set_sha256=forget_set_sha256).order_by("-id"):
+        if version.weights_sha256 not in seen:
+            seen.add(version.weights_sha256)
+            out.append(version)
+        if len(out) == limit:
+            break
+    return out
+
+
 def ticket_resolution(*, ticket: RemovalTicket, model: TargetModel | None = None) -> list[TrainingRecord]:
     """Training records a ticket covers (DESIGN §4 resolution).
 

@@ -67,6 +67,10 @@ class PrepareSerializer(serializers.Serializer):
                                        max_length=100_000)
     subject_id = serializers.UUIDField(required=False)
     purpose = serializers.ChoiceField(choices=["request", "calibration"], required=False, default="request")
+    seeds = serializers.IntegerField(required=False, min_value=1, max_value=8,
+                                     help_text="reference only: number of exact retrains with different training "
+                                               "seeds (PrivLeak reference = their mean AUC, CI with their seed "
+                                               "variation); default: the model recipe's reference_seeds, else 1")
     hyperparameters = serializers.JSONField(required=False, validators=[_object])
 
 

@@ -168,6 +168,8 @@ def comparison_label(op: str) -> str:
 
 
 def role_label(role: str) -> str:
+    if role.startswith("retrained_s") and role[len("retrained_s"):].isdigit():
+        return str(_("Exact retrain (reference, training run %(n)s)") % {"n": int(role[len("retrained_s"):]) + 1})
     return str(ROLES.get(role, role))
 
 

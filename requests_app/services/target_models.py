@@ -48,22 +48,26 @@ def model_register(
 
 
 def model_register_reference(
-    *, actor, model: TargetModel, artifact_uri: str, weights_sha256: str, forget_set_sha256: str
+    *, actor, model: TargetModel, artifact_uri: str, weights_sha256: str, forget_set_sha256: str, seed: int = 0
 ) -> ModelVersion:
-    """Register an exact-retrain reference model for a forget set (PrivLeak reference, DESIGN §7)."""
+    """Register an exact-retrain reference model for a forget set (PrivLeak reference, DESIGN §7);
+    ``seed`` is its training seed (several seeds measure the retrain's own variation)."""
     with transaction.atomic():
         version = ModelVersion.objects.create(
             model=model, role=ModelVersion.ROLE_REFERENCE, artifact_uri=artifact_uri,
             weights_sha256=weights_sha256, forget_set_sha256=forget_set_sha256,
         )
         audit_event_record(actor=actor, verb="model_version.reference_registered", obj=version,
-                           after={"forget_set_sha256": forget_set_sha256, "weights_sha256": weights_sha256})
+                           after={"forget_set_sha256": forget_set_sha256, "weights_sha256": weights_sha256,
+                                  "seed": seed})
     return version
 
 
 # --- onboarding: registration of an existing model, method checks, preparation (issue 14) --------
 
 REFERENCE_POLICIES = ("none", "per_request", "calibration_only")
+#: most exact retrains (training seeds) one reference preparation trains
+MAX_REFERENCE_SEEDS = 8
 
 
 def model_dp2_unavailable_reason(model: TargetModel) -> str:
@@ -156,7 +160,9 @@ def model_prepare(*, actor, model: TargetModel, kind: str, params: dict | None =
     retrain for a forget set, DESIGN §7), after the checks that need no training.
 
     ``reference`` params: ``record_ids`` (training records of the model's corpus) or ``subject_id``
-    (a DataSubject public id: all its records), and ``purpose`` (``request`` or ``calibration``).
+    (a DataSubject public id: all its records), ``purpose`` (``request`` or ``calibration``) and
+    ``seeds`` (1–8 exact retrains with training seeds 0 … seeds−1; default the recipe's
+    ``reference_seeds``, else 1).
 
     Raises:
         ServiceError: unknown kind; dp_base without a pre-trained base or on fewer privacy units
@@ -210,5 +216,8 @@ def _reference_params(model: TargetModel, params: dict) -> dict:
     rows = list(records.values_list("pk", "sha256"))
     if not rows:
         raise ServiceError("the forget set is empty")
-    return {"record_ids": [pk for pk, _ in rows], "purpose": purpose,
+    seeds = params.get("seeds") or (model.training_recipe or {}).get("reference_seeds") or 1
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_REFERENCE_SEEDS:
+        raise ServiceError(f"seeds must be an integer from 1 to {MAX_REFERENCE_SEEDS}, got {seeds!r}")
+    return {"record_ids": [pk for pk, _ in rows], "purpose": purpose, "seeds": seeds,
             "forget_set_sha256": forget_set_digest([sha for _, sha in rows])}

@@ -198,7 +198,8 @@ class Command(BaseCommand):
         prep = self._wait(operator_api, self._call(operator_api, "post", f"/api/v1/models/{model.pk}/prepare/",
                                                    {"kind": "reference", "record_ids": record_ids}, expect=(202,)))
         timings["retrain_reference"] = prep["result"]["train_seconds"]
-        say(f"[4/6] exact-retrain reference trained in {timings['retrain_reference']:.0f} s")
+        say(f"[4/6] exact-retrain reference trained in {timings['retrain_reference']:.0f} s "
+            f"({len(prep['result'].get('seeds') or [1])} training seeds)")
 
         t0 = time.monotonic()
         job = self._call(approver_api, "post", f"/api/v1/tickets/{tid}/approve/",
@@ -245,13 +246,15 @@ class Command(BaseCommand):
     def _table(self, job: dict, comparison: dict, timings: dict) -> list[dict]:
         reports = {r.role: r for r in EvaluationReport.objects.filter(job__public_id=job["id"])}
         cmp_reports = {r.role: r for r in EvaluationReport.objects.filter(job__public_id=comparison.get("id"))}
-        ref_auc = None
-        if "retrained" in reports:
-            ref_auc = reports["retrained"].metrics.get("mink_auc", {}).get("value")
+        # the verdict's PrivLeak reference: the mean Min-K% AUC of the exact retrains (all seeds)
+        pl_ref = ((reports["unlearned"].verdicts or {}).get("privleak") or {}) if "unlearned" in reports else {}
+        ref_auc = pl_ref.get("reference") if pl_ref.get("reference_type") == "retrain" else None
         rows = []
+        seeds = sorted((r for r in reports if r.startswith("retrained_s")), key=lambda r: int(r[len("retrained_s"):]))
         entries = [
             ("original (target)", reports.get("original"), None),
             ("retrained (exact)", reports.get("retrained"), timings.get("retrain_reference")),
+            *[(f"retrained, run {int(r[len('retrained_s'):]) + 1}", reports[r], None) for r in seeds],
             ("dp2 (published)", reports.get("unlearned"), job.get("result", {}).get("wall_seconds")),
             ("npo_gd (comparison)", cmp_reports.get("unlearned"), comparison.get("result", {}).get("wall_seconds")),
         ]
@@ -285,7 +288,8 @@ class Command(BaseCommand):
         n_forget = job.get("forget_count")
         self.stdout.write(f"n: forget {n_forget} records, retain sample {settings.EVALUATION_RETAIN_SAMPLE}, "
                           f"holdout {len(TrainingRecord.objects.filter(split='holdout', corpus__models__jobs__public_id=job['id']))}; "
-                          f"PrivLeak reference: retrained model's AUC ({ref_auc if ref_auc is None else round(ref_auc, 3)}); "
+                          f"PrivLeak reference: mean Min-K% AUC of {1 + len(seeds)} exact retrain(s) "
+                          f"({ref_auc if ref_auc is None else round(ref_auc, 3)}); "
                           "values ×100 for VerbMem/KnowMem, 95% bootstrap CIs in brackets")
         self.stdout.write("")
         self.stdout.write("stage timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))

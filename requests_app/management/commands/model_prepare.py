@@ -22,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--subject", default="", help="reference: data subject public id (its records)")
         parser.add_argument("--records", default="", help="reference: comma-separated record ids")
         parser.add_argument("--purpose", default="request", choices=["request", "calibration"])
+        parser.add_argument("--seeds", type=int, default=None,
+                            help="reference: number of exact retrains with different seeds (1-8)")
         parser.add_argument("--dp-base", default="", help="JSON overrides of the dp_base recipe")
         parser.add_argument("--no-wait", action="store_true")
         parser.add_argument("--timeout", type=float, default=24 * 3600.0)
@@ -36,6 +38,8 @@ class Command(BaseCommand):
             params["subject_id"] = opts["subject"]
         if opts["records"]:
             params["record_ids"] = [int(x) for x in opts["records"].split(",") if x.strip()]
+        if opts["seeds"] is not None:
+            params["seeds"] = opts["seeds"]
         if opts["dp_base"]:
             params["dp_base"] = json.loads(opts["dp_base"])
         try:
