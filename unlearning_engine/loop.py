@@ -55,6 +55,9 @@ class LoopConfig:
     stop_forget_nll: float | None = None
     fingerprint: dict | None = None
     mixed_precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) or "no"
+    #: budget in optimizer steps: the run stops after this many steps (the last epoch is partial);
+    #: ``None`` = ``epochs`` full epochs
+    max_steps: int | None = None
 
 
 @dataclass
@@ -181,6 +184,8 @@ def run_loop(model, pad_id: int, drive: Sequence[EncodedExample], other: Sequenc
     bs = cfg.batch_size
     steps_per_epoch = math.ceil(len(drive) / bs)
     total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total = min(total, int(cfg.max_steps))
     opt, sched = make_optimizer_and_schedule(params, lr=cfg.lr, total_steps=total,
                                              warmup_ratio=cfg.warmup_ratio,
                                              weight_decay=cfg.weight_decay)
@@ -215,6 +220,8 @@ def run_loop(model, pad_id: int, drive: Sequence[EncodedExample], other: Sequenc
             on_epoch_start(state)
         ep_loss, ep_tok = 0.0, 0
         for idx in batches_for_epoch(len(drive), bs, g):
+            if stats.steps >= total:
+                break  # step budget (cfg.max_steps) reached inside this epoch
             db = to_device(collate([drive[i] for i in idx], pad_id), dev)
             ob = None
             if cfg.pair:

@@ -87,8 +87,10 @@ DEMO_RECIPE: dict[str, dict] = {
     # 0.220 for seeds 0, 1 on the demo's 20 forget vs 40 holdout texts)
     "retrain": {"epochs": 16, "lr": 3e-3, "batch_size": 16},
     "reference": {"seeds": 3},
-    # DP2: BM fine-tuned on D_r with fewer epochs
-    "dp2": {"epochs": 12, "lr": 3e-3, "batch_size": 16},
+    # DP2: BM fine-tuned on D_r with fewer epochs; budget in optimizer steps (12 epochs of the
+    # demo's 580 retain records at batch 16 = 12 × 37 = 444) so that later requests of a sequence,
+    # with a smaller D_r, get the same training (issue 15 item 3); "epochs" applies when steps is null
+    "dp2": {"epochs": 12, "steps": 444, "lr": 3e-3, "batch_size": 16},
     "npo_gd": {"epochs": 10, "lr": 5e-4, "batch_size": 4, "beta": 0.1, "retain_weight": 1.0},
 }
 

@@ -18,6 +18,8 @@ Common hyper-parameters (:data:`COMMON_DEFAULTS`):
 """
 from __future__ import annotations
 
+import math
+
 import copy
 import shutil
 import time
@@ -112,7 +114,8 @@ class RunContext:
         return ref
 
     def loop(self, model, drive, other, objective, *, phase: str, epochs: int, lr: float,
-             batch_size: int, pair: bool, main: bool = True, stop_on=None, **kw) -> LoopStats:
+             batch_size: int, pair: bool, main: bool = True, stop_on=None, max_steps: int | None = None,
+             **kw) -> LoopStats:
         """Run the shared loop; checkpoints under ``checkpoints/`` (main phase) or
         ``checkpoints/<phase>/`` (auxiliary phases)."""
         ckpt = self.ckpt_root if main else self.ckpt_root / phase
@@ -120,7 +123,8 @@ class RunContext:
               "n_drive": len(drive), "n_other": len(other or [])}
         cfg = LoopConfig(epochs=epochs, lr=lr, batch_size=batch_size, pair=pair, phase=phase,
                          checkpoint_dir=ckpt, resume=self.req.resume, fingerprint=fp,
-                         stop_forget_nll=self.hp.get("stop_forget_nll") if stop_on else None)
+                         stop_forget_nll=self.hp.get("stop_forget_nll") if stop_on else None,
+                         max_steps=max_steps)
         st = run_loop(model, self.tok.pad_token_id, drive, other, objective, cfg,
                       seed=self.req.seed, progress=self.req.progress, forget_for_stop=stop_on, **kw)
         self.stats[phase] = st
@@ -184,12 +188,23 @@ class TrainedMethod(Method):
         ctx.ref = ref
         drive, other = (f_enc, r_enc) if self.drive == "forget" else (r_enc, f_enc)
         hp = ctx.hp
+        epochs, max_steps = self.budget(hp, len(drive))
         ctx.loop(model, drive, other if self.pair else None,
                  lambda m, db, ob, st: self.objective(ctx, m, db, ob, st),
-                 phase=self.name, epochs=hp["epochs"], lr=hp["lr"], batch_size=hp["batch_size"],
-                 pair=self.pair, stop_on=f_enc if "stop_forget_nll" in hp else None,
+                 phase=self.name, epochs=epochs, lr=hp["lr"], batch_size=hp["batch_size"],
+                 pair=self.pair, stop_on=f_enc if "stop_forget_nll" in hp else None, max_steps=max_steps,
                  **self.loop_hooks(ctx, model))
         return ctx.finish(model)
+
+    def budget(self, hp: dict, n_drive: int) -> tuple[int, int | None]:
+        """(epochs, max_steps) of the main loop: ``hp["epochs"]`` full epochs over the drive set, or,
+        when the method has a ``steps`` hyper-parameter set, exactly that many optimizer steps
+        (⌈steps / ⌈n_drive / batch_size⌉⌉ epochs, the last one partial)."""
+        steps = hp.get("steps")
+        if not steps:
+            return hp["epochs"], None
+        per_epoch = math.ceil(n_drive / hp["batch_size"])
+        return math.ceil(steps / per_epoch), int(steps)
 
     def loop_hooks(self, ctx: RunContext, model) -> dict:
         """Extra keyword arguments of :func:`run_loop` (``on_epoch_start``, ``after_step``...)."""
