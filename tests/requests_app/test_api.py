@@ -82,8 +82,16 @@ def test_empty_forget_set_is_400_and_ticket_unchanged(api, forget_subject, targe
 
 
 def test_end_to_end_dp2_certified_then_second_approval_409(
-    api, forget_subject, target_model, django_capture_on_commit_callbacks, tmp_path
+    api, forget_subject, target_model, django_capture_on_commit_callbacks, tmp_path, monkeypatch
 ):
+    """Regression: this test passed only when the tiny model happened to fail its verdict (DP noise is
+    not seeded); when it certified, the document sent to the verify endpoint lacked the audit-log
+    proof its payload declares and was (rightly) invalid. The verdict is now forced to pass so the
+    certified branch always runs, with the whole document."""
+    import evaluation.verdicts as verdicts_module
+
+    real = verdicts_module.compute_verdicts
+    monkeypatch.setattr(verdicts_module, "compute_verdicts", lambda *a, **k: {**real(*a, **k), "passed": True})
     tid = _verified_ticket(api, forget_subject, django_capture_on_commit_callbacks)
     api("reviewer").post(f"/api/v1/tickets/{tid}/review/")
     ids = [r["id"] for r in api("reviewer").get(f"/api/v1/tickets/{tid}/resolution/").json()]
@@ -94,7 +102,7 @@ def test_end_to_end_dp2_certified_then_second_approval_409(
     job = api("approver").get(f"/api/v1/jobs/{r.json()['id']}/").json()
     # the tiny test model may or may not pass every verdict; the workflow must end in a final state
     ticket = api("owner").get(f"/api/v1/tickets/{tid}/").json()
-    assert job["status"] in ("succeeded", "failed")
+    assert job["status"] == "succeeded", job
     assert {rep["role"] for rep in job["reports"]} >= {"original", "unlearned"}
     for rep in job["reports"]:
         assert rep["metrics"]["verbmem_forget"]["n"] == 20
@@ -104,7 +112,7 @@ def test_end_to_end_dp2_certified_then_second_approval_409(
         assert serving.sequence == 1 and serving.weights_sha256 == job["produced_version"]["weights_sha256"]
         assert TrainingRecord.objects.filter(forgotten_by__public_id=job["id"]).count() == 20
         cert = api("owner").get(f"/api/v1/tickets/{tid}/certificate/").json()
-        doc = {k: cert[k] for k in ("payload", "signature", "key_id", "algorithm")}
+        doc = {k: cert[k] for k in ("payload", "signature", "key_id", "algorithm", "transparency")}
         assert doc["payload"]["forget_set"]["count"] == 20
         assert forget_subject.display_name not in json.dumps(doc)
         assert doc["payload"]["dp_guarantee"]["k_records"] == 20
