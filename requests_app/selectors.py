@@ -79,8 +79,12 @@ def ticket_resolution(*, ticket: RemovalTicket, model: TargetModel | None = None
     base = TrainingRecord.objects.filter(
         corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN, forgotten_by__isnull=True
     )
-    linked = {r.pk: r for r in base.filter(subject=ticket.subject)}
-    names = [n for n in [ticket.subject.display_name, *(ticket.subject.aliases or [])] if n and len(n) >= 3]
+    if ticket.subject_id is None:  # nobody of that name was found: search the texts for the name given
+        linked, names = {}, [ticket.subject_name_given]
+    else:
+        linked = {r.pk: r for r in base.filter(subject=ticket.subject)}
+        names = [ticket.subject.display_name, *(ticket.subject.aliases or [])]
+    names = [n for n in names if n and len(n) >= 3]
     folded = [_fold(n) for n in names]
     if folded:
         # cheap prefilter on any name token, then an exact folded-substring check in Python
@@ -116,7 +120,7 @@ def corpus_holdout_records(corpus) -> QuerySet[TrainingRecord]:
     return TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_HOLDOUT).order_by("index")
 
 
-OPEN_STATUSES_EXCLUDED = ("certified", "denied", "withdrawn")
+OPEN_STATUSES_EXCLUDED = ("certified", "denied", "withdrawn", "no_data")
 
 
 def tickets_open() -> QuerySet[RemovalTicket]:
@@ -136,8 +140,9 @@ def tickets_due_soon(*, now, horizon) -> QuerySet[RemovalTicket]:
 def ccpa_metrics(*, start, end) -> dict:
     """CCPA regulations §7102 figures for requests to delete received in [start, end).
 
-    received, complied with (certified), denied, withdrawn, open, and the median number of days
-    from receipt to the response (certification or denial).
+    received, complied with (certified), denied, withdrawn, answered "no data held" (issue 21 item 3),
+    open, and the median number of days from receipt to the response (certification, denial or
+    the no-data answer).
     """
     import statistics
 
@@ -146,7 +151,8 @@ def ccpa_metrics(*, start, end) -> dict:
     tickets = list(RemovalTicket.objects.filter(received_at__gte=start, received_at__lt=end))
     ids = [str(t.public_id) for t in tickets]
     responded = {}
-    for e in AuditEvent.objects.filter(object_id__in=ids, verb__in=["ticket.certified", "ticket.denied"]).order_by("id"):
+    answers = ["ticket.certified", "ticket.denied", "ticket.no_data_held"]
+    for e in AuditEvent.objects.filter(object_id__in=ids, verb__in=answers).order_by("id"):
         responded.setdefault(e.object_id, e.timestamp)
     days = [(responded[str(t.public_id)] - t.received_at).total_seconds() / 86400 for t in tickets
             if str(t.public_id) in responded]
@@ -156,6 +162,7 @@ def ccpa_metrics(*, start, end) -> dict:
         "complied": sum(t.status == "certified" for t in tickets),
         "denied": sum(t.status == "denied" for t in tickets),
         "withdrawn": sum(t.status == "withdrawn" for t in tickets),
+        "no_data_held": sum(t.status == "no_data" for t in tickets),
         "open": sum(t.status not in OPEN_STATUSES_EXCLUDED for t in tickets),
         "median_days_to_respond": round(statistics.median(days), 2) if days else None,
     }

@@ -29,7 +29,7 @@ from .presentation import deadline_state, page, status_label, ticket_timeline
 from .views import certificate_html_response, certificate_json_response, job_status_json
 
 REVIEWER, APPROVER, OPERATOR, AUDITOR = "legal_reviewer", "legal_approver", "ml_operator", "auditor"
-CLOSED = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+CLOSED = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN, TicketStatus.NO_DATA)
 
 
 def _has(user, *roles) -> bool:
@@ -106,7 +106,10 @@ def method_options(ticket, form) -> dict:
     return {"rows": rows, "not_offered": not_offered, "model": model}
 
 
-def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> dict:
+def _detail_context(request, ticket, *, approve_form=None, deny_form=None, no_data_form=None,
+                    link_form=None) -> dict:
+    from . import staff_forms
+
     records = selectors.ticket_resolution(ticket=ticket) if ticket.status == TicketStatus.IN_REVIEW else []
     ctx = {
         "ticket": ticket,
@@ -118,8 +121,14 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
         "certificate": Certificate.objects.filter(job__tickets=ticket).order_by("-id").first(),
         **_roles_context(request.user),
     }
-    if ticket.status == TicketStatus.IN_REVIEW:
-        readonly = not _has(request.user, REVIEWER, APPROVER)  # auditors and operators see it read-only
+    legal = _has(request.user, REVIEWER, APPROVER)
+    if ticket.subject_id is None and ticket.status not in CLOSED and legal:  # issue 21 item 3
+        ctx["link_form"] = link_form or staff_forms.SubjectLinkForm()
+    if ticket.status == TicketStatus.IN_REVIEW and legal and (ticket.subject_id is None or not records):
+        ctx["no_data_form"] = no_data_form or staff_forms.NoDataForm()
+        ctx["records_found"] = len(records)
+    if ticket.status == TicketStatus.IN_REVIEW and ticket.subject_id is not None:
+        readonly = not legal  # auditors and operators see it read-only
         approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(), records=records,
                                                          readonly=readonly)
         ctx["methods"] = method_options(ticket, approve_form)

@@ -26,6 +26,7 @@ STATUS_LABELS = {
     "withdrawn": gettext_lazy("Withdrawn by you"),
     "failed": gettext_lazy("The removal did not pass its checks; our team will try again"),
     "on_hold": gettext_lazy("On hold"),
+    "no_data": gettext_lazy("Answered: we hold no data about this person"),
     # job statuses
     "succeeded": gettext_lazy("Succeeded"),
     "cancelled": gettext_lazy("Cancelled"),
@@ -49,6 +50,9 @@ VERB_LABELS = {
     "ticket.retried": gettext_lazy("Removal tried again"),
     "ticket.hold_released": gettext_lazy("Hold released"),
     "ticket.due_soon": gettext_lazy("Deadline is near"),
+    "ticket.no_data_held": gettext_lazy("Answered: no data about this person is held"),
+    "ticket.subject_resolved": gettext_lazy("The person was found in the data by our team"),
+    "ticket.assigned": gettext_lazy("Assigned to a reviewer"),
     "ticket.evidence_purged": gettext_lazy("The text you attached was deleted; only its fingerprint is kept"),
 }
 

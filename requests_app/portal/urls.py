@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dashboard, onboarding, views
+from . import dashboard, onboarding, unmatched, views
 
 app_name = "portal"
 
@@ -24,6 +24,9 @@ urlpatterns = [
     path("dashboard/requests/<uuid:public_id>/review/", dashboard.request_review, name="dashboard_review"),
     path("dashboard/requests/<uuid:public_id>/approve/", dashboard.request_approve, name="dashboard_approve"),
     path("dashboard/requests/<uuid:public_id>/deny/", dashboard.request_deny, name="dashboard_deny"),
+    path("dashboard/requests/<uuid:public_id>/no-data/", unmatched.request_no_data, name="dashboard_no_data"),
+    path("dashboard/requests/<uuid:public_id>/link-subject/", unmatched.request_link_subject,
+         name="dashboard_link_subject"),
     path("dashboard/jobs/<uuid:public_id>/", dashboard.job_detail, name="dashboard_job"),
     path("dashboard/jobs/<uuid:public_id>/progress.json", dashboard.job_progress, name="dashboard_job_progress"),
     path("dashboard/certificates/<uuid:public_id>/", dashboard.certificate_html, name="dashboard_certificate"),

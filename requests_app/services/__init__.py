@@ -16,4 +16,5 @@ from .preparation import *  # noqa: F403
 from .target_models import *  # noqa: F403
 from .tickets import *  # noqa: F403
 from .tickets import _identity_code_issue  # noqa: F401
+from .unmatched import *  # noqa: F403
 from .webhooks import *  # noqa: F403

@@ -41,7 +41,7 @@ class PermissionDeniedError(ServiceError):
     """A policy forbids this actor (e.g. four-eyes: the reviewer may not approve; API 403)."""
 
 
-TERMINAL_STATUSES = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+TERMINAL_STATUSES = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN, TicketStatus.NO_DATA)
 
 
 def _fernet():
