@@ -166,3 +166,38 @@ def ccpa_metrics(*, start, end) -> dict:
         "open": sum(t.status not in OPEN_STATUSES_EXCLUDED for t in tickets),
         "median_days_to_respond": round(statistics.median(days), 2) if days else None,
     }
+
+
+def audit_events_filtered(*, object_id: str = "", object_type: str = "", actor: str = "", verb: str = "",
+                          start=None, end=None) -> QuerySet:
+    """Audit events for the auditor pages and their exports (issue 21 item 10), newest first.
+
+    ``object_id`` exact; ``object_type`` exact (the model's class name); ``actor`` a
+    case-insensitive substring of the stored label (``user:<pk>:<username>`` or ``system``);
+    ``verb`` exact; ``[start, end)`` aware datetimes (either may be None).
+    """
+    from .models import AuditEvent
+
+    qs = AuditEvent.objects.all()
+    if object_id:
+        qs = qs.filter(object_id=object_id.strip())
+    if object_type:
+        qs = qs.filter(object_type=object_type)
+    if actor:
+        qs = qs.filter(actor__icontains=actor.strip())
+    if verb:
+        qs = qs.filter(verb=verb)
+    if start is not None:
+        qs = qs.filter(timestamp__gte=start)
+    if end is not None:
+        qs = qs.filter(timestamp__lt=end)
+    return qs.order_by("-id")
+
+
+def audit_verbs_and_types() -> tuple[list[str], list[str]]:
+    """The distinct verbs and object types recorded so far (the filters' choices), sorted."""
+    from .models import AuditEvent
+
+    verbs = sorted(set(AuditEvent.objects.values_list("verb", flat=True).distinct()))
+    types = sorted(set(AuditEvent.objects.values_list("object_type", flat=True).distinct()))
+    return verbs, types

@@ -22,7 +22,7 @@ from .permissions import (
     IsReviewer,
 )
 from .throttles import IDENTITY_CODE_THROTTLES
-from .validation import idempotency_key_check, parse_aware_datetime
+from .validation import idempotency_key_check, parse_period_bound
 
 
 class IsOperatorOrApprover(BasePermission):
@@ -307,7 +307,8 @@ class MeView(APIView):
 
 
 class CcpaReportView(APIView):
-    """CCPA regulations §7102 figures for a period (default: the last 12 months)."""
+    """CCPA regulations §7102 figures for a period (default: the last 12 months). ``start`` and ``end``:
+    aware ISO 8601 datetimes, or plain dates (whole UTC days, ``end`` inclusive)."""
 
     permission_classes = [IsAuthenticated, IsAuditorOrLegal]
 
@@ -322,8 +323,8 @@ class CcpaReportView(APIView):
         for name in ("start", "end"):
             raw = request.query_params.get(name)
             if raw:
-                try:
-                    value = parse_aware_datetime(raw)
+                try:  # a plain date is a whole UTC day, the end inclusive (issue 21 item 10)
+                    value = parse_period_bound(raw, end=name == "end")
                 except ValueError as exc:
                     return Response({"detail": f"{name}: {exc}"}, status=400)
                 if name == "start":

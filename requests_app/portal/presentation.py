@@ -214,8 +214,11 @@ def page(request, template: str, context: dict | None = None, status: int = 200)
     """``render`` plus what the base template needs (whether to show the staff navigation)."""
     from django.shortcuts import render
 
-    from ..selectors import user_is_staff_role
+    from ..selectors import user_is_staff_role, user_roles
 
-    ctx = {"is_staff_role": user_is_staff_role(request.user)}
+    staff = user_is_staff_role(request.user)
+    ctx = {"is_staff_role": staff,
+           "can_audit": staff and (request.user.is_superuser
+                                   or bool(user_roles(request.user) & {"auditor", "legal_reviewer", "legal_approver"}))}
     ctx.update(context or {})
     return render(request, template, ctx, status=status)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dashboard, onboarding, unmatched, views
+from . import auditor, dashboard, onboarding, unmatched, views
 
 app_name = "portal"
 
@@ -32,6 +32,11 @@ urlpatterns = [
     path("dashboard/certificates/<uuid:public_id>/", dashboard.certificate_html, name="dashboard_certificate"),
     path("dashboard/certificates/<uuid:public_id>.json", dashboard.certificate_json,
          name="dashboard_certificate_json"),
+    path("dashboard/audit/", auditor.audit_trail, name="dashboard_audit"),
+    path("dashboard/audit/export.<str:fmt>", auditor.audit_export, name="dashboard_audit_export"),
+    path("dashboard/audit/verify/", auditor.audit_verify, name="dashboard_audit_verify"),
+    path("dashboard/reports/ccpa/", auditor.ccpa_report, name="dashboard_ccpa"),
+    path("dashboard/keys/", auditor.published_keys, name="dashboard_keys"),
     path("dashboard/models/", dashboard.models_list, name="dashboard_models"),
     path("dashboard/models/<int:pk>/", dashboard.model_lineage, name="dashboard_model"),
     path("dashboard/preparations/", onboarding.preparations_list, name="dashboard_preparations"),
