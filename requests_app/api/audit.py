@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from . import serializers as s
 from .permissions import IsAuditorOrLegal
 
-
 EXPORT_FIELDS = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]
 
 

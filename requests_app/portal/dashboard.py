@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .. import selectors, services
+from ..job_dispatch import jobs_off_request
 from ..models import (
     Certificate,
     EvaluationReport,
@@ -22,7 +23,7 @@ from ..models import (
     TicketStatus,
     UnlearningJob,
 )
-from ..workflow import TransitionError
+from ..workflow import TransitionError, sources_for
 from . import forms, labels
 from .lineage import lineage_points, sustainability_png
 from .presentation import deadline_state, page, status_label, ticket_timeline
@@ -122,6 +123,7 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None, no_da
         **_roles_context(request.user),
     }
     legal = _has(request.user, REVIEWER, APPROVER)
+    ctx["actions"] = _staff_actions(request.user, ticket)
     if ticket.subject_id is None and ticket.status not in CLOSED and legal:  # issue 21 item 3
         ctx["link_form"] = link_form or staff_forms.SubjectLinkForm()
     if ticket.status == TicketStatus.IN_REVIEW and legal and (ticket.subject_id is None or not records):
@@ -146,6 +148,23 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None, no_da
     ):
         ctx["deny_form"] = deny_form or forms.DenyForm(jurisdiction=ticket.jurisdiction)
     return ctx
+
+
+def _staff_actions(user, ticket) -> dict:
+    """The staff buttons the request offers now (issue 21 item 7), by role and state."""
+    from . import staff_forms
+
+    legal = _has(user, REVIEWER, APPROVER)
+    out = {}
+    if legal and ticket.status in sources_for(TicketStatus.ON_HOLD):
+        out["hold"] = staff_forms.ReasonForm(prefix="hold")
+    if legal and ticket.status == TicketStatus.ON_HOLD:
+        out["release"] = True
+    if legal and ticket.status not in CLOSED and ticket.original_due_at is None and ticket.due_at > timezone.now():
+        out["extend"] = staff_forms.ExtendForm(prefix="extend")
+    if _has(user, REVIEWER, APPROVER, OPERATOR) and ticket.status == TicketStatus.FAILED:
+        out["retry"] = True
+    return out
 
 
 @staff_required
@@ -184,10 +203,11 @@ def request_approve(request, public_id):
     form = forms.ApproveForm(request.POST, methods=_erasing_methods(), records=records)
     if form.is_valid():
         try:
-            job = services.ticket_approve(
-                ticket=ticket, approver=request.user, method=form.cleaned_data["method"],
-                hyperparameters=form.cleaned_data["hyperparameters"], record_ids=form.cleaned_data["records"],
-            )
+            with jobs_off_request():  # embedded mode: the job runs on the embedded worker (issue 21 item 7)
+                job = services.ticket_approve(
+                    ticket=ticket, approver=request.user, method=form.cleaned_data["method"],
+                    hyperparameters=form.cleaned_data["hyperparameters"], record_ids=form.cleaned_data["records"],
+                )
         except TransitionError as exc:
             messages.error(request, _("Not approved: the request is now '%(status)s'.")
                            % {"status": status_label(exc.current_status or "")})
@@ -250,6 +270,9 @@ def job_detail(request, public_id):
         "phase_label": labels.phase_label((job.progress or {}).get("phase", "")),
         "certificate": Certificate.objects.filter(job=job).first(),
         "final": job.status in ("succeeded", "failed", "cancelled"),
+        "can_cancel": _has(request.user, OPERATOR, APPROVER) and job.status in ("queued", "running", "evaluating"),
+        "retry_tickets": [t for t in job.tickets.all() if t.status == TicketStatus.FAILED]
+        if _has(request.user, REVIEWER, APPROVER, OPERATOR) else [],
     })
 
 

@@ -10,7 +10,6 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Jurisdiction, TicketStatus
 from .forms import SummaryMixin
 
-
 # --- item 3: a request naming nobody found --------------------------------------------------------
 
 class NoDataForm(SummaryMixin, forms.Form):

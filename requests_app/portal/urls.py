@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import auditor, dashboard, onboarding, unmatched, views
+from . import auditor, dashboard, job_actions, onboarding, unmatched, views
 
 app_name = "portal"
 
@@ -27,6 +27,11 @@ urlpatterns = [
     path("dashboard/requests/<uuid:public_id>/no-data/", unmatched.request_no_data, name="dashboard_no_data"),
     path("dashboard/requests/<uuid:public_id>/link-subject/", unmatched.request_link_subject,
          name="dashboard_link_subject"),
+    path("dashboard/requests/<uuid:public_id>/hold/", job_actions.request_hold, name="dashboard_hold"),
+    path("dashboard/requests/<uuid:public_id>/release/", job_actions.request_release, name="dashboard_release"),
+    path("dashboard/requests/<uuid:public_id>/extend/", job_actions.request_extend, name="dashboard_extend"),
+    path("dashboard/requests/<uuid:public_id>/retry/", job_actions.request_retry, name="dashboard_retry"),
+    path("dashboard/jobs/<uuid:public_id>/cancel/", job_actions.job_cancel, name="dashboard_job_cancel"),
     path("dashboard/jobs/<uuid:public_id>/", dashboard.job_detail, name="dashboard_job"),
     path("dashboard/jobs/<uuid:public_id>/progress.json", dashboard.job_progress, name="dashboard_job_progress"),
     path("dashboard/certificates/<uuid:public_id>/", dashboard.certificate_html, name="dashboard_certificate"),

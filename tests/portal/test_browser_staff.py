@@ -110,3 +110,38 @@ def test_auditor_pages(browser, live_server, users, audit_trail, width):
     assert page.locator('table.keys tbody tr[data-status="current"]').count() == 1
     check_page(page, "keys", width)
     ctx.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_approve_goes_straight_to_the_job_page(browser, live_server, users, forget_subject, target_model, width,
+                                               monkeypatch, settings):
+    import time
+
+    from requests_app import job_dispatch, services
+    from requests_app.models import RemovalTicket, UnlearningJob
+
+    settings.JOBS_EMBEDDED_BACKGROUND = True
+    held = []
+    monkeypatch.setattr(job_dispatch, "embedded_thread_start", held.append)  # the test runs the job itself
+    ticket, _ = services.ticket_create(requester=users["owner"], subject=forget_subject)
+    RemovalTicket.objects.filter(pk=ticket.pk).update(status="identity_verified", identity_verified_at=ticket.received_at)
+    services.ticket_start_review(ticket=ticket, reviewer=users["reviewer"])
+    ctx, page = open_as(browser, live_server, users["approver"], width)
+    page.goto(f"{live_server.url}/dashboard/requests/{ticket.public_id}/")
+    assert page.locator("#hold").is_visible() and page.locator("#extend").is_visible()
+    check_page(page, "request_staff_actions", width)
+    started = time.monotonic()
+    page.locator("#approve").click()
+    page.wait_for_url("**/dashboard/jobs/**")
+    assert time.monotonic() - started < 10  # no longer the job's ~1 min inside the click
+    job = UnlearningJob.objects.get()
+    assert held == [job.pk]
+    assert page.locator("#job-status").get_attribute("data-status") == "queued"
+    assert page.locator("#cancel-job").is_visible()
+    check_page(page, "job_queued", width)
+    job_dispatch.embedded_job_run(job.pk)  # the embedded worker's work; the page polls meanwhile
+    page.wait_for_selector("#job-status[data-status=succeeded], #job-status[data-status=failed]", timeout=60_000)
+    page.wait_for_selector("text=Evaluation of each model", timeout=30_000)  # reloaded by itself with the results
+    assert page.locator("#cancel-job").count() == 0
+    check_page(page, "job_finished", width)
+    ctx.close()
