@@ -245,6 +245,10 @@ class RemovalTicket(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    #: the legal team member working the request (the queue's "assignee", issue 21 item 16)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_tickets"
+    )
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     idempotency_body_sha256 = models.CharField(max_length=64, blank=True)
     failure_reason = models.TextField(blank=True)

@@ -201,3 +201,53 @@ def audit_verbs_and_types() -> tuple[list[str], list[str]]:
     verbs = sorted(set(AuditEvent.objects.values_list("verb", flat=True).distinct()))
     types = sorted(set(AuditEvent.objects.values_list("object_type", flat=True).distinct()))
     return verbs, types
+
+
+def tickets_queue(*, user, q: str = "", status: str = "", jurisdiction: str = "", due: str = "",
+                  assignee: str = "", include_closed: bool = False, now=None, soon_days: int = 7) -> QuerySet:
+    """The reviewer queue (issue 21 item 16), earliest deadline first.
+
+    ``q``: case-insensitive substring of the requester's e-mail or user name, the subject's display
+    name, or the name given for a request naming nobody found. ``status`` / ``jurisdiction``: exact.
+    ``due``: ``overdue`` (open, past the deadline), ``soon`` (within ``soon_days``), ``later``.
+    ``assignee``: a user pk, ``me`` (``user``) or ``none``. Closed requests only with ``include_closed``
+    or an explicit closed ``status``.
+    """
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    qs = tickets_visible_to(user).select_related("assignee")
+    if status:
+        qs = qs.filter(status=status)
+    elif not include_closed:
+        qs = qs.exclude(status__in=OPEN_STATUSES_EXCLUDED)
+    if jurisdiction:
+        qs = qs.filter(jurisdiction=jurisdiction)
+    if q.strip():
+        term = q.strip()
+        qs = qs.filter(Q(requester__email__icontains=term) | Q(requester__username__icontains=term)
+                       | Q(subject__display_name__icontains=term) | Q(subject_name_given__icontains=term))
+    horizon = now + dt.timedelta(days=soon_days)
+    if due == "overdue":
+        qs = qs.filter(due_at__lt=now)
+    elif due == "soon":
+        qs = qs.filter(due_at__gte=now, due_at__lte=horizon)
+    elif due == "later":
+        qs = qs.filter(due_at__gt=horizon)
+    if assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee.isdigit():
+        qs = qs.filter(assignee_id=int(assignee))
+    return qs.order_by("due_at", "id")
+
+
+def legal_team_users() -> QuerySet:
+    """Users who may be assigned a request: legal reviewers and approvers, by user name."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(
+        groups__name__in=["legal_reviewer", "legal_approver"], is_active=True).distinct().order_by("username")

@@ -59,23 +59,6 @@ def _roles_context(user) -> dict:
     return {"can_review": _has(user, REVIEWER, APPROVER), "can_approve": _has(user, APPROVER)}
 
 
-@staff_required
-def queue(request):
-    show_closed = request.GET.get("closed") == "1"
-    tickets = selectors.tickets_visible_to(request.user).order_by("due_at", "id")
-    if not show_closed:
-        tickets = tickets.exclude(status__in=CLOSED)
-    now = timezone.now()
-    rows = []
-    for t in tickets:
-        state = deadline_state(t.due_at, now) if t.status not in CLOSED else "closed"
-        rows.append({"ticket": t, "status": status_label(t.status), "deadline": state,
-                     "days_left": (t.due_at - now).days})
-    counts = {"overdue": sum(r["deadline"] == "overdue" for r in rows),
-              "due_soon": sum(r["deadline"] == "due_soon" for r in rows)}
-    return page(request, "dashboard/queue.html", {"rows": rows, "show_closed": show_closed, "counts": counts})
-
-
 def _erasing_methods() -> list[str]:
     from unlearning_engine import available_methods
 

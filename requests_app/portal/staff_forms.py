@@ -75,6 +75,7 @@ class BulkForm(SummaryMixin, forms.Form):
     reason = forms.CharField(label=_("Reason for the hold"), required=False, max_length=5000)
 
     def __init__(self, *args, ticket_choices=(), assignees=(), **kwargs):
+        kwargs.setdefault("auto_id", "bulk_%s")  # the queue's filter form above has an assignee field too
         super().__init__(*args, **kwargs)
         self.fields["tickets"].choices = list(ticket_choices)
         self.fields["assignee"].choices = [("", _("Nobody (unassign)"))] + [

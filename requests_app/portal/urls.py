@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import auditor, dashboard, job_actions, onboarding, unmatched, views
+from . import auditor, dashboard, job_actions, onboarding, queue, unmatched, views
 
 app_name = "portal"
 
@@ -19,7 +19,8 @@ urlpatterns = [
     path("requests/<uuid:public_id>/certificate.json", views.request_certificate_json, name="request_certificate_json"),
     path("requests/<uuid:public_id>/certificate/", views.request_certificate_html, name="request_certificate_html"),
     path("certificates/check/", views.certificate_check, name="certificate_check"),
-    path("dashboard/", dashboard.queue, name="dashboard"),
+    path("dashboard/", queue.queue, name="dashboard"),
+    path("dashboard/bulk/", queue.queue_bulk, name="dashboard_bulk"),
     path("dashboard/requests/<uuid:public_id>/", dashboard.request_detail, name="dashboard_request"),
     path("dashboard/requests/<uuid:public_id>/review/", dashboard.request_review, name="dashboard_review"),
     path("dashboard/requests/<uuid:public_id>/approve/", dashboard.request_approve, name="dashboard_approve"),

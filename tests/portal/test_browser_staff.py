@@ -145,3 +145,36 @@ def test_approve_goes_straight_to_the_job_page(browser, live_server, users, forg
     assert page.locator("#cancel-job").count() == 0
     check_page(page, "job_finished", width)
     ctx.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_queue_filters_search_and_bulk_assign(browser, live_server, users, forget_subject, width):
+    from requests_app import services
+    from requests_app.models import RemovalTicket
+
+    mine = [services.ticket_create(requester=users["owner"], subject=forget_subject, jurisdiction="CCPA")[0]
+            for _ in range(2)]
+    services.ticket_create(requester=users["other_owner"], subject=forget_subject, jurisdiction="GDPR")
+    services.ticket_create(requester=users["owner"], subject=None, subject_name_given=NOBODY)
+    ctx, page = open_as(browser, live_server, users["reviewer"], width)
+    page.goto(live_server.url + "/dashboard/")
+    assert page.locator("table.queue tbody tr[data-ticket]").count() == 4
+    check_page(page, "queue_filters", width)
+    page.get_by_label("Law").select_option("CCPA")
+    page.get_by_label("Search requester or subject").fill("owner@example")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    assert page.locator("table.queue tbody tr[data-ticket]").count() == 2
+    for t in mine:
+        page.locator(f"#pick-{t.public_id}").check()
+    page.get_by_label("Action").select_option("assign")
+    page.locator("#bulk_assignee").select_option(label="approver@example.org")
+    page.locator("#bulk-apply").click()
+    page.wait_for_load_state()
+    assert "2 requests assigned." in page.locator(".messages").inner_text()
+    assert "jurisdiction=CCPA" in page.url  # back to the same filtered queue
+    assert page.locator("td.assignee").all_inner_texts() == ["approver", "approver"]
+    assert set(RemovalTicket.objects.filter(assignee=users["approver"]).values_list("pk", flat=True)) == {
+        t.pk for t in mine}
+    check_page(page, "queue_bulk_assigned", width)
+    ctx.close()
