@@ -270,6 +270,13 @@ def certificate_json(request, public_id):
 
 
 @staff_required
+def certificate_pdf(request, public_id):
+    from .certificate_pdf import certificate_pdf_response
+
+    return certificate_pdf_response(Certificate.objects.filter(public_id=public_id).first())
+
+
+@staff_required
 def certificate_html(request, public_id):
     return certificate_html_response(request, Certificate.objects.filter(public_id=public_id).first())
 

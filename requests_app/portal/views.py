@@ -285,6 +285,14 @@ def request_certificate_json(request, public_id):
 
 
 @login_required
+def request_certificate_pdf(request, public_id):
+    from .certificate_pdf import certificate_pdf_response
+
+    ticket = _own_ticket(request, public_id)
+    return certificate_pdf_response(_certificate_for(ticket))
+
+
+@login_required
 def request_certificate_html(request, public_id):
     ticket = _own_ticket(request, public_id)
     return certificate_html_response(request, _certificate_for(ticket), ticket=ticket)

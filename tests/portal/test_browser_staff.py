@@ -178,3 +178,20 @@ def test_queue_filters_search_and_bulk_assign(browser, live_server, users, forge
         t.pk for t in mine}
     check_page(page, "queue_bulk_assigned", width)
     ctx.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_certificate_pdf_next_to_the_json(browser, live_server, users, realistic_certificate, width):
+    ticket = realistic_certificate["ticket"]
+    ctx, page = open_as(browser, live_server, users["owner"], width)
+    page.goto(f"{live_server.url}/requests/{ticket.public_id}/")
+    assert page.locator("#certificate-json").is_visible() and page.locator("#certificate-pdf").is_visible()
+    page.goto(f"{live_server.url}/requests/{ticket.public_id}/certificate/")
+    links = page.locator("p.actions a").evaluate_all("els => els.map(e => e.id)")
+    assert links[:2] == ["download-json", "download-pdf"]
+    with page.expect_download() as download:
+        page.locator("#download-pdf").click()
+    assert download.value.suggested_filename.endswith(".pdf")
+    assert open(download.value.path(), "rb").read(5) == b"%PDF-"
+    check_page(page, "certificate_with_pdf", width)
+    ctx.close()
