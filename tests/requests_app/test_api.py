@@ -108,6 +108,8 @@ def test_end_to_end_dp2_certified_then_second_approval_409(
         assert TrainingRecord.objects.filter(forgotten_by__public_id=job["id"]).count() == 20
         cert = api("owner").get(f"/api/v1/tickets/{tid}/certificate/").json()
         doc = {k: cert[k] for k in ("payload", "signature", "key_id", "algorithm")}
+        if cert.get("transparency"):  # the payload declares its audit-log inclusion proof (issue 17)
+            doc["transparency"] = cert["transparency"]
         assert doc["payload"]["forget_set"]["count"] == 20
         assert forget_subject.display_name not in json.dumps(doc)
         assert doc["payload"]["dp_guarantee"]["k_records"] == 20
