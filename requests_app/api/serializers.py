@@ -156,7 +156,8 @@ class RecordSerializer(serializers.ModelSerializer):
 
     def get_provenance(self, obj) -> str:
         ticket = self.context.get("ticket")
-        return "linked" if ticket is not None and obj.subject_id == ticket.subject_id else "content match"
+        linked = ticket is not None and ticket.subject_id is not None and obj.subject_id == ticket.subject_id
+        return "linked" if linked else "content match"
 
 
 class EvaluationReportSerializer(serializers.ModelSerializer):

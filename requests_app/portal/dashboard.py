@@ -109,9 +109,9 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None, no_da
     ctx["actions"] = _staff_actions(request.user, ticket)
     if ticket.subject_id is None and ticket.status not in CLOSED and legal:  # issue 21 item 3
         ctx["link_form"] = link_form or staff_forms.SubjectLinkForm()
-    if ticket.status == TicketStatus.IN_REVIEW and legal and (ticket.subject_id is None or not records):
+    ctx["records_found"] = len(records)
+    if ticket.status == TicketStatus.IN_REVIEW and legal and not records:  # nothing to remove: answer it
         ctx["no_data_form"] = no_data_form or staff_forms.NoDataForm()
-        ctx["records_found"] = len(records)
     if ticket.status == TicketStatus.IN_REVIEW and ticket.subject_id is not None:
         readonly = not legal  # auditors and operators see it read-only
         approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(), records=records,

@@ -157,3 +157,19 @@ def test_dashboard_link_and_no_data(client_for, unmatched, users, forget_subject
     assert unmatched.status == "no_data" and unmatched.decision_reason == "Searched aliases."
     owner_page = client_for("owner").get(f"/requests/{unmatched.public_id}/").content.decode()
     assert "We hold no data about this person" in owner_page and "We answer by" not in owner_page
+
+
+def test_resolution_of_an_unmatched_request_is_content_matches_only(api, unmatched, users, target_model):
+    """Records without a subject link must not count as "linked" to a request naming nobody found."""
+    from requests_app.models import TrainingRecord
+
+    record = TrainingRecord.objects.filter(corpus=target_model.corpus, split="train").first()
+    TrainingRecord.objects.filter(pk=record.pk).update(subject=None, answer=record.answer + f" ({NOBODY})")
+    RemovalTicket.objects.filter(pk=unmatched.pk).update(status=TicketStatus.IN_REVIEW, reviewed_by=users["reviewer"],
+                                                        target_model=target_model)
+    rows = api("reviewer").get(f"/api/v1/tickets/{unmatched.public_id}/resolution/").json()
+    assert [(r["id"], r["provenance"]) for r in rows] == [(record.pk, "content match")]
+    from requests_app.services.approval import resolution_split
+
+    unmatched.refresh_from_db()
+    assert resolution_split(ticket=unmatched, model=target_model) == (set(), {record.pk})
