@@ -158,6 +158,8 @@ class TicketStatus(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"
     FAILED = "failed", "Removal failed its checks"
     ON_HOLD = "on_hold", "On legal hold"
+    #: answered: the person the request names is not in any training data (issue 21 item 3)
+    NO_DATA = "no_data", "Answered: no data held"
 
 
 class Jurisdiction(models.TextChoices):
@@ -206,7 +208,11 @@ class RemovalTicket(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tickets")
-    subject = models.ForeignKey(DataSubject, on_delete=models.PROTECT, related_name="tickets")
+    #: None: the service found nobody of the name given (issue 21 item 3); the request is filed anyway
+    #: and a reviewer links the subject by hand or confirms that no data is held
+    subject = models.ForeignKey(DataSubject, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
+    #: the name the owner typed when no data subject matched it (kept for the reviewer's search)
+    subject_name_given = models.CharField(max_length=300, blank=True)
     target_model = models.ForeignKey(
         TargetModel, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets"
     )
@@ -238,6 +244,10 @@ class RemovalTicket(models.Model):
     )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    #: the legal team member working the request (the queue's "assignee", issue 21 item 16)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_tickets"
     )
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     idempotency_body_sha256 = models.CharField(max_length=64, blank=True)
@@ -273,6 +283,11 @@ class RemovalTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket {self.public_id} ({self.status})"
+
+    @property
+    def subject_label(self) -> str:
+        """The data subject's name, or the name given when nobody was found (issue 21 item 3)."""
+        return self.subject.display_name if self.subject_id else self.subject_name_given
 
 
 class JobStatus(models.TextChoices):

@@ -17,6 +17,7 @@ class OwnerNotice(models.Model):
         WITHDRAWAL = "withdrawal", "Withdrawn"
         FAILURE = "failure", "Removal failed its checks"
         CERTIFICATION = "certification", "Certificate issued"
+        NO_DATA = "no_data", "No data held"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting to be sent"

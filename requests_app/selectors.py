@@ -93,8 +93,12 @@ def ticket_resolution(*, ticket: RemovalTicket, model: TargetModel | None = None
     base = TrainingRecord.objects.filter(
         corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN, forgotten_by__isnull=True
     )
-    linked = {r.pk: r for r in base.filter(subject=ticket.subject)}
-    names = [n for n in [ticket.subject.display_name, *(ticket.subject.aliases or [])] if n and len(n) >= 3]
+    if ticket.subject_id is None:  # nobody of that name was found: search the texts for the name given
+        linked, names = {}, [ticket.subject_name_given]
+    else:
+        linked = {r.pk: r for r in base.filter(subject=ticket.subject)}
+        names = [ticket.subject.display_name, *(ticket.subject.aliases or [])]
+    names = [n for n in names if n and len(n) >= 3]
     folded = [_fold(n) for n in names]
     if folded:
         # cheap prefilter on any name token, then an exact folded-substring check in Python
@@ -130,7 +134,7 @@ def corpus_holdout_records(corpus) -> QuerySet[TrainingRecord]:
     return TrainingRecord.objects.filter(corpus=corpus, split=TrainingRecord.SPLIT_HOLDOUT).order_by("index")
 
 
-OPEN_STATUSES_EXCLUDED = ("certified", "denied", "withdrawn")
+OPEN_STATUSES_EXCLUDED = ("certified", "denied", "withdrawn", "no_data")
 
 
 def tickets_open() -> QuerySet[RemovalTicket]:
@@ -150,8 +154,9 @@ def tickets_due_soon(*, now, horizon) -> QuerySet[RemovalTicket]:
 def ccpa_metrics(*, start, end) -> dict:
     """CCPA regulations §7102 figures for requests to delete received in [start, end).
 
-    received, complied with (certified), denied, withdrawn, open, and the median number of days
-    from receipt to the response (certification or denial).
+    received, complied with (certified), denied, withdrawn, answered "no data held" (issue 21 item 3),
+    open, and the median number of days from receipt to the response (certification, denial or
+    the no-data answer).
     """
     import statistics
 
@@ -160,7 +165,8 @@ def ccpa_metrics(*, start, end) -> dict:
     tickets = list(RemovalTicket.objects.filter(received_at__gte=start, received_at__lt=end))
     ids = [str(t.public_id) for t in tickets]
     responded = {}
-    for e in AuditEvent.objects.filter(object_id__in=ids, verb__in=["ticket.certified", "ticket.denied"]).order_by("id"):
+    answers = ["ticket.certified", "ticket.denied", "ticket.no_data_held"]
+    for e in AuditEvent.objects.filter(object_id__in=ids, verb__in=answers).order_by("id"):
         responded.setdefault(e.object_id, e.timestamp)
     days = [(responded[str(t.public_id)] - t.received_at).total_seconds() / 86400 for t in tickets
             if str(t.public_id) in responded]
@@ -170,6 +176,92 @@ def ccpa_metrics(*, start, end) -> dict:
         "complied": sum(t.status == "certified" for t in tickets),
         "denied": sum(t.status == "denied" for t in tickets),
         "withdrawn": sum(t.status == "withdrawn" for t in tickets),
+        "no_data_held": sum(t.status == "no_data" for t in tickets),
         "open": sum(t.status not in OPEN_STATUSES_EXCLUDED for t in tickets),
         "median_days_to_respond": round(statistics.median(days), 2) if days else None,
     }
+
+
+def audit_events_filtered(*, object_id: str = "", object_type: str = "", actor: str = "", verb: str = "",
+                          start=None, end=None) -> QuerySet:
+    """Audit events for the auditor pages and their exports (issue 21 item 10), newest first.
+
+    ``object_id`` exact; ``object_type`` exact (the model's class name); ``actor`` a
+    case-insensitive substring of the stored label (``user:<pk>:<username>`` or ``system``);
+    ``verb`` exact; ``[start, end)`` aware datetimes (either may be None).
+    """
+    from .models import AuditEvent
+
+    qs = AuditEvent.objects.all()
+    if object_id:
+        qs = qs.filter(object_id=object_id.strip())
+    if object_type:
+        qs = qs.filter(object_type=object_type)
+    if actor:
+        qs = qs.filter(actor__icontains=actor.strip())
+    if verb:
+        qs = qs.filter(verb=verb)
+    if start is not None:
+        qs = qs.filter(timestamp__gte=start)
+    if end is not None:
+        qs = qs.filter(timestamp__lt=end)
+    return qs.order_by("-id")
+
+
+def audit_verbs_and_types() -> tuple[list[str], list[str]]:
+    """The distinct verbs and object types recorded so far (the filters' choices), sorted."""
+    from .models import AuditEvent
+
+    verbs = sorted(set(AuditEvent.objects.values_list("verb", flat=True).distinct()))
+    types = sorted(set(AuditEvent.objects.values_list("object_type", flat=True).distinct()))
+    return verbs, types
+
+
+def tickets_queue(*, user, q: str = "", status: str = "", jurisdiction: str = "", due: str = "",
+                  assignee: str = "", include_closed: bool = False, now=None, soon_days: int = 7) -> QuerySet:
+    """The reviewer queue (issue 21 item 16), earliest deadline first.
+
+    ``q``: case-insensitive substring of the requester's e-mail or user name, the subject's display
+    name, or the name given for a request naming nobody found. ``status`` / ``jurisdiction``: exact.
+    ``due``: ``overdue`` (open, past the deadline), ``soon`` (within ``soon_days``), ``later``.
+    ``assignee``: a user pk, ``me`` (``user``) or ``none``. Closed requests only with ``include_closed``
+    or an explicit closed ``status``.
+    """
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    qs = tickets_visible_to(user).select_related("assignee")
+    if status:
+        qs = qs.filter(status=status)
+    elif not include_closed:
+        qs = qs.exclude(status__in=OPEN_STATUSES_EXCLUDED)
+    if jurisdiction:
+        qs = qs.filter(jurisdiction=jurisdiction)
+    if q.strip():
+        term = q.strip()
+        qs = qs.filter(Q(requester__email__icontains=term) | Q(requester__username__icontains=term)
+                       | Q(subject__display_name__icontains=term) | Q(subject_name_given__icontains=term))
+    horizon = now + dt.timedelta(days=soon_days)
+    if due == "overdue":
+        qs = qs.filter(due_at__lt=now)
+    elif due == "soon":
+        qs = qs.filter(due_at__gte=now, due_at__lte=horizon)
+    elif due == "later":
+        qs = qs.filter(due_at__gt=horizon)
+    if assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee.isdigit():
+        qs = qs.filter(assignee_id=int(assignee))
+    return qs.order_by("due_at", "id")
+
+
+def legal_team_users() -> QuerySet:
+    """Users who may be assigned a request: legal reviewers and approvers, by user name."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(
+        groups__name__in=["legal_reviewer", "legal_approver"], is_active=True).distinct().order_by("username")

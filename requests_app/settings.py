@@ -166,6 +166,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELE
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://localhost/"  # embedded mode: tasks run in-process, nothing is sent anywhere
 CELERY_TASK_EAGER_PROPAGATES = False
+# embedded mode: jobs approved or retried in the portal run on a thread of this process, not in the click
+JOBS_EMBEDDED_BACKGROUND = env.bool("JOBS_EMBEDDED_BACKGROUND", default=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

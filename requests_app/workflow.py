@@ -11,7 +11,7 @@ from .models import TicketStatus as S
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.SUBMITTED: {S.IDENTITY_VERIFIED, S.WITHDRAWN, S.DENIED, S.ON_HOLD},
     S.IDENTITY_VERIFIED: {S.IN_REVIEW, S.WITHDRAWN, S.DENIED, S.ON_HOLD},
-    S.IN_REVIEW: {S.APPROVED, S.DENIED, S.WITHDRAWN, S.ON_HOLD},
+    S.IN_REVIEW: {S.APPROVED, S.DENIED, S.WITHDRAWN, S.ON_HOLD, S.NO_DATA},
     S.APPROVED: {S.QUEUED, S.WITHDRAWN, S.ON_HOLD},
     S.QUEUED: {S.RUNNING, S.WITHDRAWN, S.FAILED},
     S.RUNNING: {S.EVALUATING, S.FAILED},
@@ -22,6 +22,7 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.CERTIFIED: set(),
     S.DENIED: set(),
     S.WITHDRAWN: set(),
+    S.NO_DATA: set(),  # answered: no data held (issue 21 item 3)
 }
 
 

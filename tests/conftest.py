@@ -28,6 +28,13 @@ TEST_AUTHORS = 4
 
 
 @pytest.fixture(autouse=True)
+def _jobs_in_the_request(settings):
+    """Portal clicks run their job in the request, as eager Celery does (tests that walk the
+    embedded worker turn ``JOBS_EMBEDDED_BACKGROUND`` on; ``requests_app.job_dispatch``)."""
+    settings.JOBS_EMBEDDED_BACKGROUND = False
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Rate-limit and throttle counters (the in-memory cache) start empty in every test."""
     from django.core.cache import cache

@@ -11,6 +11,33 @@ from rest_framework.response import Response
 from . import serializers as s
 from .permissions import IsAuditorOrLegal
 
+EXPORT_FIELDS = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]
+
+
+def audit_export_response(queryset, *, as_json: bool):
+    """The events of ``queryset`` as a download, oldest first: JSON (a list of the API's event
+    objects) or CSV (one row per event, ``before``/``after`` as JSON text). Used by the API's
+    ``export`` and the dashboard's audit page (issue 21 item 10)."""
+    import csv
+    import io
+    import json
+
+    from django.http import HttpResponse
+
+    rows = s.AuditEventSerializer(queryset.order_by("id"), many=True).data
+    if as_json:
+        response = HttpResponse(json.dumps(rows, default=str, indent=1), content_type="application/json")
+        response["Content-Disposition"] = 'attachment; filename="audit-trail.json"'
+        return response
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        writer.writerow([json.dumps(row[f]) if isinstance(row[f], (dict, list)) else row[f] for f in EXPORT_FIELDS])
+    response = HttpResponse(out.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
+    return response
+
 
 def _int_param(request, name: str, *, required: bool) -> int | None:
     raw = request.query_params.get(name)
@@ -41,26 +68,8 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["get"])
     def export(self, request):
         """The whole (filtered) trail as a download: ``?as=csv`` (default) or ``?as=json``."""
-        import csv
-        import io
-        import json
-
-        from django.http import HttpResponse
-
-        rows = s.AuditEventSerializer(self.filter_queryset(self.get_queryset()), many=True).data
-        if request.query_params.get("as") == "json":
-            response = HttpResponse(json.dumps(rows, default=str, indent=1), content_type="application/json")
-            response["Content-Disposition"] = 'attachment; filename="audit-trail.json"'
-            return response
-        out = io.StringIO()
-        writer = csv.writer(out)
-        fields = ["id", "timestamp", "actor", "verb", "object_type", "object_id", "before", "after", "prev_hash", "hash"]
-        writer.writerow(fields)
-        for row in rows:
-            writer.writerow([json.dumps(row[f]) if isinstance(row[f], (dict, list)) else row[f] for f in fields])
-        response = HttpResponse(out.getvalue(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
-        return response
+        return audit_export_response(self.filter_queryset(self.get_queryset()),
+                                     as_json=request.query_params.get("as") == "json")
 
     @extend_schema(request=dict, responses={200: dict})
     @action(detail=False, methods=["get", "post"])

@@ -87,7 +87,11 @@ class TicketSerializer(StaffOnlyContextMixin, serializers.ModelSerializer):
         ]
 
     def get_subject(self, obj) -> dict:
-        return {"id": str(obj.subject.public_id), "display_name": obj.subject.display_name}
+        """``{"id", "display_name", "found"}``; a request naming nobody found has ``id`` None, the
+        name given as ``display_name`` and ``found`` false (issue 21 item 3)."""
+        if obj.subject_id is None:
+            return {"id": None, "display_name": obj.subject_name_given, "found": False}
+        return {"id": str(obj.subject.public_id), "display_name": obj.subject.display_name, "found": True}
 
     def get_jobs(self, obj) -> list[str]:
         if self.context.get("new_ticket"):  # just filed: no job can exist yet (one query less per submission)
@@ -152,7 +156,8 @@ class RecordSerializer(serializers.ModelSerializer):
 
     def get_provenance(self, obj) -> str:
         ticket = self.context.get("ticket")
-        return "linked" if ticket is not None and obj.subject_id == ticket.subject_id else "content match"
+        linked = ticket is not None and ticket.subject_id is not None and obj.subject_id == ticket.subject_id
+        return "linked" if linked else "content match"
 
 
 class EvaluationReportSerializer(serializers.ModelSerializer):
@@ -250,6 +255,21 @@ class CertificateVerifySerializer(serializers.Serializer):
     algorithm = serializers.CharField(max_length=50, trim_whitespace=False)
     transparency = serializers.DictField(required=False, help_text=(
         "audit-inclusion/1: the audit log's signed tree head and the inclusion proof of the issuance event"))
+
+
+class NoDataSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="",
+                                 help_text="sent to the requester with the answer")
+
+
+class SubjectLinkSerializer(serializers.Serializer):
+    subject_id = serializers.UUIDField(required=False, help_text="the data subject's public id")
+    subject_name = serializers.CharField(required=False, max_length=300, help_text="or a name or alias")
+
+    def validate(self, attrs):
+        if not attrs.get("subject_id") and not attrs.get("subject_name"):
+            raise serializers.ValidationError("give subject_id or subject_name")
+        return attrs
 
 
 class HoldSerializer(serializers.Serializer):

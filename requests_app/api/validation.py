@@ -150,3 +150,25 @@ def idempotency_key_check(raw: str | None) -> str | None:
         raise ValueError(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters "
                          "without spaces (a UUID, for example)")
     return raw
+
+
+def parse_period_bound(raw: str, *, end: bool) -> dt.datetime:
+    """A report period's bound: an aware ISO 8601 datetime as :func:`parse_aware_datetime`, or a plain
+    date ``YYYY-MM-DD`` read as a whole UTC day (issue 21 item 10): a start date is that day's
+    00:00 UTC, an end date is inclusive (the next day's 00:00 UTC, the half-open period's end).
+
+    Raises:
+        ValueError: neither an aware datetime nor a valid date.
+    """
+    import re
+
+    text = raw.strip() if isinstance(raw, str) else raw
+    if isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"not a valid date ({exc})") from exc
+        if end:
+            day += dt.timedelta(days=1)
+        return datetime_in_range(dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC))
+    return parse_aware_datetime(raw)

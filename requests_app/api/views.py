@@ -22,7 +22,7 @@ from .permissions import (
     IsReviewer,
 )
 from .throttles import IDENTITY_CODE_THROTTLES
-from .validation import idempotency_key_check, parse_aware_datetime
+from .validation import idempotency_key_check, parse_period_bound
 
 
 class IsOperatorOrApprover(BasePermission):
@@ -75,11 +75,13 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
         if v.get("received_at") and not selectors.user_is_staff_role(request.user):
             return Response({"detail": "only the legal team may back-date a request's receipt"}, status=403)
         body_sha = hashlib.sha256(json.dumps(request.data, sort_keys=True, default=str).encode()).hexdigest()
-        subject = services.subject_lookup(
-            public_id=str(v["subject_id"]) if v.get("subject_id") else None, name=v.get("subject_name")
-        )
+        if v.get("subject_id"):  # an unknown id is the client's mistake (400)
+            subject = services.subject_lookup(public_id=str(v["subject_id"]))
+        else:  # an unknown name is filed anyway (issue 21 item 3); an ambiguous one is 400
+            subject = services.subject_find_by_name(v["subject_name"])
         ticket, created = services.ticket_create(
-            requester=request.user, subject=subject, jurisdiction=v["jurisdiction"],
+            requester=request.user, subject=subject, subject_name_given=v.get("subject_name") or "",
+            jurisdiction=v["jurisdiction"],
             legal_ground=v.get("legal_ground", ""), description=v.get("description", ""),
             idempotency_key=idempotency_key, request_body_sha256=body_sha,
             received_at=v.get("received_at"), evidence_text=v.get("evidence_text", ""),
@@ -178,6 +180,29 @@ class TicketViewSet(LogContextMixin, mixins.ListModelMixin, mixins.RetrieveModel
         job = services.job_create_comparison(ticket=ticket, actor=request.user, **data.validated_data)
         job.refresh_from_db()
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.NoDataSerializer, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"], url_path="no-data", permission_classes=[IsReviewer])
+    def no_data(self, request, public_id=None):
+        """Answer a request in review "no data held" (nothing of the person is in the training data);
+        the owner is e-mailed the answer. 400 when records match, 409 when not in review."""
+        data = s.NoDataSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_confirm_no_data(ticket=self.get_object(), actor=request.user,
+                                                 note=data.validated_data["note"])
+        return Response(s.TicketSerializer(ticket).data)
+
+    @extend_schema(request=s.SubjectLinkSerializer, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"], url_path="link-subject", permission_classes=[IsReviewer])
+    def link_subject(self, request, public_id=None):
+        """Link the data subject found by hand to a request filed without one (before approval)."""
+        data = s.SubjectLinkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        subject = services.subject_lookup(public_id=str(v["subject_id"]) if v.get("subject_id") else None,
+                                          name=v.get("subject_name"))
+        ticket = services.ticket_subject_resolve(ticket=self.get_object(), actor=request.user, subject=subject)
+        return Response(s.TicketSerializer(ticket).data)
 
     @extend_schema(request=s.HoldSerializer, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsReviewer])
@@ -282,7 +307,8 @@ class MeView(APIView):
 
 
 class CcpaReportView(APIView):
-    """CCPA regulations §7102 figures for a period (default: the last 12 months)."""
+    """CCPA regulations §7102 figures for a period (default: the last 12 months). ``start`` and ``end``:
+    aware ISO 8601 datetimes, or plain dates (whole UTC days, ``end`` inclusive)."""
 
     permission_classes = [IsAuthenticated, IsAuditorOrLegal]
 
@@ -297,8 +323,8 @@ class CcpaReportView(APIView):
         for name in ("start", "end"):
             raw = request.query_params.get(name)
             if raw:
-                try:
-                    value = parse_aware_datetime(raw)
+                try:  # a plain date is a whole UTC day, the end inclusive (issue 21 item 10)
+                    value = parse_period_bound(raw, end=name == "end")
                 except ValueError as exc:
                     return Response({"detail": f"{name}: {exc}"}, status=400)
                 if name == "start":

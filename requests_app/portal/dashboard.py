@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .. import selectors, services
+from ..job_dispatch import jobs_off_request
 from ..models import (
     Certificate,
     EvaluationReport,
@@ -22,14 +23,14 @@ from ..models import (
     TicketStatus,
     UnlearningJob,
 )
-from ..workflow import TransitionError
+from ..workflow import TransitionError, sources_for
 from . import forms, labels
 from .lineage import lineage_points, sustainability_png
 from .presentation import deadline_state, page, status_label, ticket_timeline
 from .views import certificate_html_response, certificate_json_response, job_status_json
 
 REVIEWER, APPROVER, OPERATOR, AUDITOR = "legal_reviewer", "legal_approver", "ml_operator", "auditor"
-CLOSED = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+CLOSED = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN, TicketStatus.NO_DATA)
 
 
 def _has(user, *roles) -> bool:
@@ -56,23 +57,6 @@ def _ticket(request, public_id):
 
 def _roles_context(user) -> dict:
     return {"can_review": _has(user, REVIEWER, APPROVER), "can_approve": _has(user, APPROVER)}
-
-
-@staff_required
-def queue(request):
-    show_closed = request.GET.get("closed") == "1"
-    tickets = selectors.tickets_visible_to(request.user).order_by("due_at", "id")
-    if not show_closed:
-        tickets = tickets.exclude(status__in=CLOSED)
-    now = timezone.now()
-    rows = []
-    for t in tickets:
-        state = deadline_state(t.due_at, now) if t.status not in CLOSED else "closed"
-        rows.append({"ticket": t, "status": status_label(t.status), "deadline": state,
-                     "days_left": (t.due_at - now).days})
-    counts = {"overdue": sum(r["deadline"] == "overdue" for r in rows),
-              "due_soon": sum(r["deadline"] == "due_soon" for r in rows)}
-    return page(request, "dashboard/queue.html", {"rows": rows, "show_closed": show_closed, "counts": counts})
 
 
 def _erasing_methods() -> list[str]:
@@ -106,7 +90,10 @@ def method_options(ticket, form) -> dict:
     return {"rows": rows, "not_offered": not_offered, "model": model}
 
 
-def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> dict:
+def _detail_context(request, ticket, *, approve_form=None, deny_form=None, no_data_form=None,
+                    link_form=None) -> dict:
+    from . import staff_forms
+
     records = selectors.ticket_resolution(ticket=ticket) if ticket.status == TicketStatus.IN_REVIEW else []
     ctx = {
         "ticket": ticket,
@@ -118,8 +105,15 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
         "certificate": Certificate.objects.filter(job__tickets=ticket).order_by("-id").first(),
         **_roles_context(request.user),
     }
-    if ticket.status == TicketStatus.IN_REVIEW:
-        readonly = not _has(request.user, REVIEWER, APPROVER)  # auditors and operators see it read-only
+    legal = _has(request.user, REVIEWER, APPROVER)
+    ctx["actions"] = _staff_actions(request.user, ticket)
+    if ticket.subject_id is None and ticket.status not in CLOSED and legal:  # issue 21 item 3
+        ctx["link_form"] = link_form or staff_forms.SubjectLinkForm()
+    ctx["records_found"] = len(records)
+    if ticket.status == TicketStatus.IN_REVIEW and legal and not records:  # nothing to remove: answer it
+        ctx["no_data_form"] = no_data_form or staff_forms.NoDataForm()
+    if ticket.status == TicketStatus.IN_REVIEW and ticket.subject_id is not None:
+        readonly = not legal  # auditors and operators see it read-only
         approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(), records=records,
                                                          readonly=readonly)
         ctx["methods"] = method_options(ticket, approve_form)
@@ -137,6 +131,23 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None) -> di
     ):
         ctx["deny_form"] = deny_form or forms.DenyForm(jurisdiction=ticket.jurisdiction)
     return ctx
+
+
+def _staff_actions(user, ticket) -> dict:
+    """The staff buttons the request offers now (issue 21 item 7), by role and state."""
+    from . import staff_forms
+
+    legal = _has(user, REVIEWER, APPROVER)
+    out = {}
+    if legal and ticket.status in sources_for(TicketStatus.ON_HOLD):
+        out["hold"] = staff_forms.ReasonForm(prefix="hold")
+    if legal and ticket.status == TicketStatus.ON_HOLD:
+        out["release"] = True
+    if legal and ticket.status not in CLOSED and ticket.original_due_at is None and ticket.due_at > timezone.now():
+        out["extend"] = staff_forms.ExtendForm(prefix="extend")
+    if _has(user, REVIEWER, APPROVER, OPERATOR) and ticket.status == TicketStatus.FAILED:
+        out["retry"] = True
+    return out
 
 
 @staff_required
@@ -175,10 +186,11 @@ def request_approve(request, public_id):
     form = forms.ApproveForm(request.POST, methods=_erasing_methods(), records=records)
     if form.is_valid():
         try:
-            job = services.ticket_approve(
-                ticket=ticket, approver=request.user, method=form.cleaned_data["method"],
-                hyperparameters=form.cleaned_data["hyperparameters"], record_ids=form.cleaned_data["records"],
-            )
+            with jobs_off_request():  # embedded mode: the job runs on the embedded worker (issue 21 item 7)
+                job = services.ticket_approve(
+                    ticket=ticket, approver=request.user, method=form.cleaned_data["method"],
+                    hyperparameters=form.cleaned_data["hyperparameters"], record_ids=form.cleaned_data["records"],
+                )
         except TransitionError as exc:
             messages.error(request, _("Not approved: the request is now '%(status)s'.")
                            % {"status": status_label(exc.current_status or "")})
@@ -241,6 +253,9 @@ def job_detail(request, public_id):
         "phase_label": labels.phase_label((job.progress or {}).get("phase", "")),
         "certificate": Certificate.objects.filter(job=job).first(),
         "final": job.status in ("succeeded", "failed", "cancelled"),
+        "can_cancel": _has(request.user, OPERATOR, APPROVER) and job.status in ("queued", "running", "evaluating"),
+        "retry_tickets": [t for t in job.tickets.all() if t.status == TicketStatus.FAILED]
+        if _has(request.user, REVIEWER, APPROVER, OPERATOR) else [],
     })
 
 
@@ -252,6 +267,13 @@ def job_progress(request, public_id):
 @staff_required
 def certificate_json(request, public_id):
     return certificate_json_response(Certificate.objects.filter(public_id=public_id).first())
+
+
+@staff_required
+def certificate_pdf(request, public_id):
+    from .certificate_pdf import certificate_pdf_response
+
+    return certificate_pdf_response(Certificate.objects.filter(public_id=public_id).first())
 
 
 @staff_required

@@ -26,6 +26,7 @@ STATUS_LABELS = {
     "withdrawn": gettext_lazy("Withdrawn by you"),
     "failed": gettext_lazy("The removal did not pass its checks; our team will try again"),
     "on_hold": gettext_lazy("On hold"),
+    "no_data": gettext_lazy("Answered: we hold no data about this person"),
     # job statuses
     "succeeded": gettext_lazy("Succeeded"),
     "cancelled": gettext_lazy("Cancelled"),
@@ -49,6 +50,9 @@ VERB_LABELS = {
     "ticket.retried": gettext_lazy("Removal tried again"),
     "ticket.hold_released": gettext_lazy("Hold released"),
     "ticket.due_soon": gettext_lazy("Deadline is near"),
+    "ticket.no_data_held": gettext_lazy("Answered: no data about this person is held"),
+    "ticket.subject_resolved": gettext_lazy("The person was found in the data by our team"),
+    "ticket.assigned": gettext_lazy("Assigned to a reviewer"),
     "ticket.evidence_purged": gettext_lazy("The text you attached was deleted; only its fingerprint is kept"),
 }
 
@@ -210,8 +214,11 @@ def page(request, template: str, context: dict | None = None, status: int = 200)
     """``render`` plus what the base template needs (whether to show the staff navigation)."""
     from django.shortcuts import render
 
-    from ..selectors import user_is_staff_role
+    from ..selectors import user_is_staff_role, user_roles
 
-    ctx = {"is_staff_role": user_is_staff_role(request.user)}
+    staff = user_is_staff_role(request.user)
+    ctx = {"is_staff_role": staff,
+           "can_audit": staff and (request.user.is_superuser
+                                   or bool(user_roles(request.user) & {"auditor", "legal_reviewer", "legal_approver"}))}
     ctx.update(context or {})
     return render(request, template, ctx, status=status)

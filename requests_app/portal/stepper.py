@@ -22,7 +22,8 @@ STEPS = [
 
 #: the step a ticket status is at (index into STEPS)
 CURRENT = {S.SUBMITTED: 1, S.IDENTITY_VERIFIED: 2, S.IN_REVIEW: 2, S.APPROVED: 3, S.QUEUED: 3, S.RUNNING: 3,
-           S.FAILED: 3, S.EVALUATING: 4, S.CERTIFIED: 6, S.ON_HOLD: None, S.DENIED: None, S.WITHDRAWN: None}
+           S.FAILED: 3, S.EVALUATING: 4, S.CERTIFIED: 6, S.ON_HOLD: None, S.DENIED: None, S.WITHDRAWN: None,
+           S.NO_DATA: None}
 
 NOW = {
     1: _("Type in the 6-digit code we e-mailed you."),
@@ -42,7 +43,7 @@ def ticket_steps(ticket, timeline: list[dict]) -> dict:
         if any(v in happened for v in verbs):
             reached = i + 1
     current = CURRENT.get(ticket.status)
-    ended = ticket.status if ticket.status in (S.DENIED, S.WITHDRAWN) else ""
+    ended = ticket.status if ticket.status in (S.DENIED, S.WITHDRAWN, S.NO_DATA) else ""
     if current is None:  # on hold, declined or withdrawn: the furthest step the trail shows
         current = reached
     steps = []

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dashboard, onboarding, views
+from . import auditor, dashboard, job_actions, onboarding, queue, unmatched, views
 
 app_name = "portal"
 
@@ -18,17 +18,33 @@ urlpatterns = [
     path("requests/<uuid:public_id>/withdraw/", views.request_withdraw, name="request_withdraw"),
     path("requests/<uuid:public_id>/certificate.json", views.request_certificate_json, name="request_certificate_json"),
     path("requests/<uuid:public_id>/certificate/", views.request_certificate_html, name="request_certificate_html"),
+    path("requests/<uuid:public_id>/certificate.pdf", views.request_certificate_pdf, name="request_certificate_pdf"),
     path("certificates/check/", views.certificate_check, name="certificate_check"),
-    path("dashboard/", dashboard.queue, name="dashboard"),
+    path("dashboard/", queue.queue, name="dashboard"),
+    path("dashboard/bulk/", queue.queue_bulk, name="dashboard_bulk"),
     path("dashboard/requests/<uuid:public_id>/", dashboard.request_detail, name="dashboard_request"),
     path("dashboard/requests/<uuid:public_id>/review/", dashboard.request_review, name="dashboard_review"),
     path("dashboard/requests/<uuid:public_id>/approve/", dashboard.request_approve, name="dashboard_approve"),
     path("dashboard/requests/<uuid:public_id>/deny/", dashboard.request_deny, name="dashboard_deny"),
+    path("dashboard/requests/<uuid:public_id>/no-data/", unmatched.request_no_data, name="dashboard_no_data"),
+    path("dashboard/requests/<uuid:public_id>/link-subject/", unmatched.request_link_subject,
+         name="dashboard_link_subject"),
+    path("dashboard/requests/<uuid:public_id>/hold/", job_actions.request_hold, name="dashboard_hold"),
+    path("dashboard/requests/<uuid:public_id>/release/", job_actions.request_release, name="dashboard_release"),
+    path("dashboard/requests/<uuid:public_id>/extend/", job_actions.request_extend, name="dashboard_extend"),
+    path("dashboard/requests/<uuid:public_id>/retry/", job_actions.request_retry, name="dashboard_retry"),
+    path("dashboard/jobs/<uuid:public_id>/cancel/", job_actions.job_cancel, name="dashboard_job_cancel"),
     path("dashboard/jobs/<uuid:public_id>/", dashboard.job_detail, name="dashboard_job"),
     path("dashboard/jobs/<uuid:public_id>/progress.json", dashboard.job_progress, name="dashboard_job_progress"),
     path("dashboard/certificates/<uuid:public_id>/", dashboard.certificate_html, name="dashboard_certificate"),
     path("dashboard/certificates/<uuid:public_id>.json", dashboard.certificate_json,
          name="dashboard_certificate_json"),
+    path("dashboard/certificates/<uuid:public_id>.pdf", dashboard.certificate_pdf, name="dashboard_certificate_pdf"),
+    path("dashboard/audit/", auditor.audit_trail, name="dashboard_audit"),
+    path("dashboard/audit/export.<str:fmt>", auditor.audit_export, name="dashboard_audit_export"),
+    path("dashboard/audit/verify/", auditor.audit_verify, name="dashboard_audit_verify"),
+    path("dashboard/reports/ccpa/", auditor.ccpa_report, name="dashboard_ccpa"),
+    path("dashboard/keys/", auditor.published_keys, name="dashboard_keys"),
     path("dashboard/models/", dashboard.models_list, name="dashboard_models"),
     path("dashboard/models/<int:pk>/", dashboard.model_lineage, name="dashboard_model"),
     path("dashboard/preparations/", onboarding.preparations_list, name="dashboard_preparations"),

@@ -36,7 +36,7 @@ from .presentation import (
 from .stepper import ticket_steps
 
 #: no "We answer by" on a request that was declined or withdrawn (issue 21 item 15)
-NO_DEADLINE = (TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+NO_DEADLINE = (TicketStatus.DENIED, TicketStatus.WITHDRAWN, TicketStatus.NO_DATA)
 
 
 def _safe_next(request, url: str) -> str:
@@ -156,20 +156,16 @@ def request_new(request):
         form = forms.RemovalRequestForm(request.POST, request.FILES)
         if form.is_valid():
             data = form.cleaned_data
-            try:
-                subject = services.subject_lookup(name=data["subject_name"])
-            except services.ServiceError as exc:
-                if "ambiguous" in str(exc):
-                    msg = _("Several people in our data have this name. Add more detail, e.g. your full name "
-                            "as it appears in public texts.")
-                else:
-                    msg = _("We could not find anyone of this name in the data our AI models were trained on. "
-                            "Check the spelling, or try another name you are known by.")
-                form.add_error("subject_name", msg)
+            try:  # nobody of that name: filed anyway, our team searches by hand (issue 21 item 3)
+                subject = services.subject_find_by_name(data["subject_name"])
+            except services.ServiceError:
+                form.add_error("subject_name", _("Several people in our data have this name. Add more detail, "
+                                                 "e.g. your full name as it appears in public texts."))
             else:
                 try:
                     ticket, _created = services.ticket_create(
-                        requester=request.user, subject=subject, jurisdiction=data["jurisdiction"],
+                        requester=request.user, subject=subject, subject_name_given=data["subject_name"],
+                        jurisdiction=data["jurisdiction"],
                         legal_ground=data.get("legal_ground") or "", description=form.description_text(),
                         evidence_text=form.evidence_text(), target_model=data.get("target_model"),
                         idempotency_key=(data.get("idempotency_key") or None),
@@ -179,6 +175,9 @@ def request_new(request):
                 else:
                     messages.success(request, _("Your request was received. We sent a confirmation code to %(email)s.")
                                      % {"email": request.user.email})
+                    if subject is None:
+                        messages.info(request, _("We did not find this name in our data right away. Our team will "
+                                                 "search by hand and answer you by the deadline either way."))
                     return redirect("portal:request_verify", public_id=ticket.public_id)
     else:
         form = forms.RemovalRequestForm()
@@ -283,6 +282,14 @@ def request_withdraw(request, public_id):
 def request_certificate_json(request, public_id):
     ticket = _own_ticket(request, public_id)
     return certificate_json_response(_certificate_for(ticket))
+
+
+@login_required
+def request_certificate_pdf(request, public_id):
+    from .certificate_pdf import certificate_pdf_response
+
+    ticket = _own_ticket(request, public_id)
+    return certificate_pdf_response(_certificate_for(ticket))
 
 
 @login_required

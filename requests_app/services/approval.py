@@ -56,7 +56,9 @@ def resolution_split(*, ticket: RemovalTicket, model: TargetModel) -> tuple[set[
     """(provenance-linked ids, content-match ids) of the ticket's current resolution on ``model``."""
     linked, content = set(), set()
     for record in selectors.ticket_resolution(ticket=ticket, model=model):
-        (linked if record.subject_id == ticket.subject_id else content).add(record.pk)
+        # a request naming nobody found has only content matches (issue 21 item 3)
+        is_linked = ticket.subject_id is not None and record.subject_id == ticket.subject_id
+        (linked if is_linked else content).add(record.pk)
     return linked, content
 
 

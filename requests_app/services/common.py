@@ -41,7 +41,7 @@ class PermissionDeniedError(ServiceError):
     """A policy forbids this actor (e.g. four-eyes: the reviewer may not approve; API 403)."""
 
 
-TERMINAL_STATUSES = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN)
+TERMINAL_STATUSES = (TicketStatus.CERTIFIED, TicketStatus.DENIED, TicketStatus.WITHDRAWN, TicketStatus.NO_DATA)
 
 
 def _fernet():
@@ -113,9 +113,11 @@ def _ticket_transition(
 
 
 def _job_enqueue_on_commit(job: UnlearningJob) -> None:
-    from ..tasks import job_run_task
+    """Start the job after commit: on the broker's queue, or in embedded mode in this thread or on
+    the embedded worker (``job_dispatch``, issue 21 item 7)."""
+    from ..job_dispatch import job_dispatch_callback
 
-    transaction.on_commit(lambda: job_run_task.delay(job.pk))
+    transaction.on_commit(job_dispatch_callback(job.pk))
 
 
 

@@ -35,6 +35,7 @@ VERB_NOTICES = {
     "ticket.withdrawn": "withdrawal",
     "ticket.failed": "failure",
     "ticket.certified": "certification",
+    "ticket.no_data_held": "no_data",
 }
 
 SUBJECTS = {
@@ -45,6 +46,7 @@ SUBJECTS = {
     "withdrawal": "Your data-removal request was withdrawn",
     "failure": "Your data-removal request: the removal needs another attempt",
     "certification": "Your data was removed: certificate issued",
+    "no_data": "Your data-removal request: we hold no data about this person",
 }
 
 
@@ -62,7 +64,8 @@ def owner_notice_context(ticket, kind: str, extra: dict | None = None) -> dict:
         "due": f"{ticket.due_at.day} {ticket.due_at:%B %Y, %H:%M} UTC",
         "law": choice_label("jurisdiction", ticket.jurisdiction),
         "exception": choice_label("exception", ticket.exception_code) if ticket.exception_code else "",
-        "reason": ticket.decision_reason if kind == "denial" else "",
+        "reason": ticket.decision_reason if kind in ("denial", "no_data") else "",
+        "name_given": ticket.subject_name_given,
         "complaint": complaint_options(ticket.jurisdiction) if kind == "denial" else [],
         "certificate_url": url + "certificate/",
         "forget_count": len(ticket.resolved_record_ids or []),

@@ -105,7 +105,7 @@ def _identity_code_issue(ticket: RemovalTicket) -> str:
 def ticket_create(
     *,
     requester,
-    subject: DataSubject,
+    subject: DataSubject | None,
     jurisdiction: str = "GDPR",
     legal_ground: str = "",
     description: str = "",
@@ -114,8 +114,13 @@ def ticket_create(
     request_body_sha256: str = "",
     received_at=None,
     evidence_text: str = "",
+    subject_name_given: str = "",
 ) -> tuple[RemovalTicket, bool]:
     """File an erasure request; e-mails a one-time identity code to the requester.
+
+    ``subject=None`` with ``subject_name_given``: nobody of that name was found in the training
+    data; the request is filed anyway (its deadline runs from receipt) and a reviewer links the
+    subject by hand or answers "no data held" (issue 21 item 3, :mod:`.unmatched`).
 
     Returns ``(ticket, created)``; a replay with the same idempotency key and body returns the
     original ticket with ``created=False`` (also when the two requests race, see
@@ -130,9 +135,12 @@ def ticket_create(
         IdempotencyConflict: the key was used before with another request body (API 422).
         IdempotencyInFlight: a request with the same key is still being processed (API 409).
         ServiceError: evidence text above ``EVIDENCE_MAX_BYTES``; ``received_at`` naive or outside
-            the window.
+            the window; neither a subject nor the name given.
     """
-    kwargs = dict(requester=requester, subject=subject, jurisdiction=jurisdiction, legal_ground=legal_ground,
+    if subject is None and not subject_name_given.strip():
+        raise ServiceError("give the data subject, or the name the requester gave when none was found")
+    kwargs = dict(requester=requester, subject=subject, subject_name_given="" if subject else subject_name_given.strip(),
+                  jurisdiction=jurisdiction, legal_ground=legal_ground,
                   description=description, target_model=target_model, idempotency_key=idempotency_key,
                   request_body_sha256=request_body_sha256, received_at=received_at, evidence_text=evidence_text)
     if not idempotency_key:
@@ -168,7 +176,7 @@ def received_at_check(received_at, *, now=None):
     return received_at
 
 
-def _ticket_create(*, requester, subject, jurisdiction, legal_ground, description, target_model,
+def _ticket_create(*, requester, subject, subject_name_given, jurisdiction, legal_ground, description, target_model,
                    idempotency_key, request_body_sha256, received_at, evidence_text) -> tuple[RemovalTicket, bool]:
     given_received_at = received_at is not None
     if given_received_at:
@@ -181,7 +189,7 @@ def _ticket_create(*, requester, subject, jurisdiction, legal_ground, descriptio
     received_at = received_at or timezone.now()
     ack_due, due = deadlines_for(jurisdiction, received_at)
     window_start = timezone.now() - timedelta(days=settings.DUPLICATE_WINDOW_DAYS)
-    duplicate_of = (
+    duplicate_of = None if subject is None else (
         RemovalTicket.objects.filter(subject=subject, received_at__gte=window_start)
         .exclude(status__in=TERMINAL_STATUSES).order_by("received_at").first()
     )
@@ -199,12 +207,14 @@ def _ticket_create(*, requester, subject, jurisdiction, legal_ground, descriptio
             evidence_ciphertext=encrypt_text(evidence_text) if evidence_text else "",
             evidence_sha256=hashlib.sha256(evidence).hexdigest() if evidence else "",
             evidence_bytes=len(evidence), requester=requester, subject=subject, target_model=target_model,
+            subject_name_given=subject_name_given,
             jurisdiction=jurisdiction, legal_ground=legal_ground, description=description,
             received_at=received_at, ack_due_at=ack_due, due_at=due, idempotency_key=idempotency_key,
         )
         audit_event_record(
             actor=requester, verb="ticket.submitted", obj=ticket,
-            after={"status": ticket.status, "subject": str(subject.public_id), "jurisdiction": jurisdiction,
+            after={"status": ticket.status, "subject": str(subject.public_id) if subject else None,
+                   "subject_found": subject is not None, "jurisdiction": jurisdiction,
                    "due_at": due.isoformat(), "received_at": received_at.isoformat(),
                    "received_at_given": given_received_at,
                    "duplicate_of": str(duplicate_of.public_id) if duplicate_of else None},
@@ -304,6 +314,9 @@ def ticket_approve(
         raise TransitionError(f"cannot approve a ticket that is '{ticket.status}' (it must be in review)",
                               ticket.status)
     approval_check_people(ticket=ticket, approver=approver)
+    if ticket.subject_id is None:
+        raise ServiceError("the request names nobody found in the training data: link the data subject by hand "
+                           "or answer that no data is held")
     if method not in available_methods():
         raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
     erasure_method_check(method)  # issue 12: suppression (eco) cannot fulfil an erasure request

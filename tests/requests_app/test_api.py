@@ -24,9 +24,12 @@ def _verified_ticket(api, subject, django_capture_on_commit_callbacks):
 
 
 def test_unknown_subject_is_400_with_message(api, corpus):
-    r = api("owner").post("/api/v1/tickets/", {"subject_name": "Nobody At All"}, format="json")
+    # an unknown subject id is 400; an unknown name is filed anyway (issue 21 item 3)
+    r = api("owner").post("/api/v1/tickets/", {"subject_id": "00000000-0000-0000-0000-000000000001"}, format="json")
     assert r.status_code == 400
     assert "unknown data subject" in r.json()["detail"]
+    r = api("owner").post("/api/v1/tickets/", {"subject_name": "Nobody At All"}, format="json")
+    assert r.status_code == 201 and r.json()["subject"]["found"] is False
     r = api("owner").post("/api/v1/tickets/", {}, format="json")
     assert r.status_code == 400
 
