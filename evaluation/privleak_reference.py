@@ -68,7 +68,7 @@ def retrain_reference(primary: dict | None, others=()) -> RetrainReference:
     mean = sum(aucs) / len(aucs)
     spread = []
     if len(aucs) > 1:
-        for i, a in enumerate(aucs):
+        for a in aucs:
             rest = (sum(aucs) - a) / (len(aucs) - 1)
             spread.append(round((a - rest) / rest * 100.0, 3))
     return RetrainReference(metrics=usable, value=mean, aucs=aucs, seed_spread=spread)

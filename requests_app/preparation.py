@@ -271,6 +271,6 @@ def _run_reference(job: PreparationJob, started: float) -> None:
                 "forget_set_sha256": digest, "forget_count": len(forget_records), "purpose": p.get("purpose"),
                 "train_seconds": round(sum(r.wall_seconds for _, r, _ in trained), 3),
                 "seeds": [{"seed": seed, "version": v.pk, "weights_sha256": r.weights_sha256,
-                           "train_seconds": round(r.wall_seconds, 3)} for (seed, r, _), v in zip(trained, versions)]}
+                           "train_seconds": round(r.wall_seconds, 3)} for (seed, r, _), v in zip(trained, versions, strict=True)]}
 
     services.preparation_succeed(job=job, result={}, device_seconds=round(time.monotonic() - started, 3), apply=apply)

@@ -18,9 +18,8 @@ Common hyper-parameters (:data:`COMMON_DEFAULTS`):
 """
 from __future__ import annotations
 
-import math
-
 import copy
+import math
 import shutil
 import time
 from pathlib import Path

@@ -221,6 +221,8 @@ class Command(BaseCommand):
         if ticket["status"] == "certified":
             certificate = self._call(owner_api, "get", f"/api/v1/tickets/{tid}/certificate/")
             document = {k: certificate[k] for k in ("payload", "signature", "key_id", "algorithm")}
+            if certificate.get("transparency"):  # the audit-log inclusion proof the payload declares
+                document["transparency"] = certificate["transparency"]
             cert_path = out_dir / "certificate.json"
             cert_path.write_text(json.dumps(document, indent=2, ensure_ascii=False))
             call_command("verify_certificate", str(cert_path))
@@ -240,8 +242,19 @@ class Command(BaseCommand):
         summary = {"ticket": ticket, "dp2_job": job, "npo_gd_job": comparison, "timings_s": timings,
                    "table": rows, "tampered_certificate_rejected": verified}
         (out_dir / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
+        self._say_portal(tid, owner_email=owner.email)
         if ticket["status"] != "certified":
             raise CommandError("the demo request was not certified")
+
+    def _say_portal(self, tid: str, owner_email: str) -> None:
+        """How to open the result in the portal (issue 21 item 17)."""
+        say = self.stdout.write
+        say("")
+        say("Open the result in the portal (same database):")
+        say(f"  VAR_DIR={settings.VAR_DIR} python manage.py runserver")
+        say(f"  data owner: http://127.0.0.1:8000/requests/{tid}/ (sign in as {owner_email}: the sign-in link "
+            "is printed by runserver, the console e-mail backend)")
+        say(f"  staff: http://127.0.0.1:8000/dashboard/requests/{tid}/ (a user in a staff group, README 'Web portal')")
 
     def _table(self, job: dict, comparison: dict, timings: dict) -> list[dict]:
         reports = {r.role: r for r in EvaluationReport.objects.filter(job__public_id=job["id"])}
