@@ -104,12 +104,13 @@ def holdout_halves(items: Sequence, key: Callable[[Any], str]) -> tuple[list, li
     return calibration, certification
 
 
-def subjects_pick(candidates: Iterable[str], k: int) -> list[str]:
-    """The ``k`` calibration subjects among ``candidates`` (ids): the first ``k`` by
-    sha256('calibration-subjects/1:' + id), so the choice is deterministic and does not depend on
-    insertion order. Raises CalibrationError when fewer than ``k`` candidates."""
-    pool = sorted({str(c) for c in candidates},
-                  key=lambda s: hashlib.sha256(f"calibration-subjects/1:{s}".encode()).hexdigest())
+def subjects_pick(candidates: dict[str, str], k: int) -> list[str]:
+    """The ``k`` calibration subjects among ``candidates`` ({subject id: stable content key, e.g.
+    the digest of the subject's records}): the first ``k`` by sha256('calibration-subjects/1:' +
+    key), so the choice depends only on the data, not on ids or insertion order. Raises
+    CalibrationError when fewer than ``k`` candidates."""
+    pool = sorted(candidates, key=lambda s: (hashlib.sha256(f"calibration-subjects/1:{candidates[s]}".encode())
+                                             .hexdigest(), s))
     if k < 1 or len(pool) < k:
         raise CalibrationError(f"{k} calibration subject(s) requested, {len(pool)} available")
     return pool[:k]
@@ -284,12 +285,13 @@ def _dominated(hp: dict, failing: dict) -> bool:
 def calibration_search(method: str, plan: list[dict], evaluate: Callable[[dict, Callable[[], None]], TrialOutcome],
                        *, max_trials: int = 12, max_seconds: float = 3600.0, base: dict | None = None,
                        clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = lambda m: None,
-                       ) -> CalibrationResult:
+                       propagate: tuple[type[BaseException], ...] = ()) -> CalibrationResult:
     """Run ``plan`` (cheapest first, :func:`trials_plan`) with the rules of the module docstring.
 
     ``evaluate(hp, check_deadline)`` runs one trial and returns a :class:`TrialOutcome`; it should
     call ``check_deadline()`` from its training progress (raises :class:`CalibrationTimeout` past
-    ``max_seconds``). An exception other than CalibrationTimeout ends that trial as ``error``.
+    ``max_seconds``). An exception other than CalibrationTimeout ends that trial as ``error``,
+    except those in ``propagate`` (e.g. the job was cancelled), which end the search.
     """
     start = clock()
     trials: list[dict] = []
@@ -325,6 +327,8 @@ def calibration_search(method: str, plan: list[dict], evaluate: Callable[[dict, 
         except CalibrationTimeout as exc:
             out = TrialOutcome(status="stopped", reason=str(exc), wall_seconds=clock() - t0)
             stop = f"wall-time cap of {max_seconds:g} s reached"
+        except propagate:
+            raise
         except Exception as exc:  # noqa: BLE001 - one broken trial is recorded, the search goes on
             out = TrialOutcome(status="error", reason=f"{type(exc).__name__}: {exc}", wall_seconds=clock() - t0)
         trials.append({**record, "status": out.status, "reason": out.reason, "metrics": out.metrics,

@@ -145,7 +145,10 @@ def test_holdout_halves_are_disjoint_deterministic_and_cover_the_holdout():
 
 
 def test_subjects_pick_is_deterministic():
-    ids = [f"s{i}" for i in range(6)]
-    assert subjects_pick(ids, 2) == subjects_pick(list(reversed(ids)), 2)
+    keys = {f"s{i}": f"digest-{i}" for i in range(6)}
+    picked = subjects_pick(keys, 2)
+    assert picked == subjects_pick(dict(reversed(list(keys.items()))), 2) and len(set(picked)) == 2
+    renamed = {f"new-{s}": d for s, d in keys.items()}  # other ids, same data: the same subjects
+    assert subjects_pick(renamed, 2) == [f"new-{s}" for s in picked]
     with pytest.raises(CalibrationError, match="3 calibration subject"):
-        subjects_pick(["a", "b"], 3)
+        subjects_pick({"a": "1", "b": "2"}, 3)
