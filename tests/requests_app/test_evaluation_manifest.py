@@ -158,7 +158,9 @@ def test_reports_and_certificate_carry_the_manifest_digest(api, forget_subject, 
     job = UnlearningJob.objects.get(public_id=r.json()["id"])
     assert job.status == JobStatus.SUCCEEDED, job.error
     manifest = EvaluationManifest.from_dict(job.result["evaluation_manifest"])
-    assert {k: len(v) for k, v in manifest.splits.items()} == {"forget": 20, "retain": 40, "holdout": 40}
+    # issue 15: a request is certified on the certification half of the 40 holdout records
+    assert {k: len(v) for k, v in manifest.splits.items()} == {"forget": 20, "retain": 40, "holdout": 20}
+    assert manifest.evaluation_profile["holdout_split"]["half"] == "certification"
     assert manifest.model_weights_sha256 == job.source_version.weights_sha256
     assert manifest.forget_set_sha256 == job.forget_set_sha256
     assert manifest.dataset_sha256 == target_model.corpus.content_sha256
