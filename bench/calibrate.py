@@ -73,7 +73,12 @@ def _reference(setup, authors, forget, retain, cfg, log) -> str:
 
 def calibrate_method(method, setup, req, evaluate_dir, original, retrained, cfg, args, out: Path, log) -> dict:
     from evaluation.calibration import calibration_search, default_search_space, trials_plan
-    from evaluation.calibration_report import calibration_report, headline_metrics, plot_calibration, trial_evaluator
+    from evaluation.calibration_report import (
+        calibration_report,
+        headline_metrics,
+        plot_calibration,
+        trial_evaluator,
+    )
     from evaluation.runners import _hp
     from unlearning_engine.methods import get_method
 

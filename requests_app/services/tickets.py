@@ -27,6 +27,7 @@ from .approval import (
     forget_set_audit_entries,
     hyperparameters_check,
 )
+from .calibration import approval_hyperparameters
 from .common import (  # noqa: F401
     TERMINAL_STATUSES,
     IdempotencyConflict,
@@ -41,7 +42,6 @@ from .common import (  # noqa: F401
     encrypt_text,
     forget_set_digest,
 )
-from .calibration import approval_hyperparameters
 from .email import email_send_on_commit
 from .idempotency import IN_FLIGHT_MESSAGE, idempotency_db_lock, idempotency_slot, idempotent_replay
 from .jobs import erasure_method_check
