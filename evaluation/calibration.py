@@ -16,8 +16,9 @@ passing" rule of the issue, written down here on purpose):
    cheaper passing one. It is the chosen trial.
 2. **Clearly failing.** A trial that collapsed (``CollapseError`` of the engine) or that failed
    the utility (``knowmem_retain``) or collapse (``no_collapse``) check *prunes* every remaining
-   trial with the same non-budget knobs (learning rate, β, α, γ, …) and a budget at least as large:
-   more steps of the same objective only move the model further from the original.
+   trial with the same other knobs (β, α, γ, …), a learning rate at least as large and a budget at
+   least as large: more or larger steps of the same objective only move the model further from
+   the original (the assumption is written into every report).
 3. **Caps.** No trial starts after ``max_trials`` trials ran or ``max_seconds`` of wall time
    passed; a trial still running when ``max_seconds`` is reached is stopped at its next progress
    report (:class:`CalibrationTimeout`) and recorded as ``stopped``.
@@ -75,7 +76,7 @@ EARLY_STOPPING_RULES = (
     "1. cheapest first: trials run in ascending estimated cost (sum of epochs, reinforce_epochs, steps); the "
     "first trial that passes every verdict check ends the search and is chosen. "
     "2. clearly failing: a collapsed trial, or one failing knowmem_retain or no_collapse, prunes every remaining "
-    "trial with the same non-budget knobs and a budget at least as large. "
+    "trial with the same other knobs (beta, alpha, gamma, ...), a learning rate and a budget at least as large. "
     "3. caps: no trial starts after max_trials trials or max_seconds; a trial running at max_seconds is stopped "
     "at its next progress report.")
 
@@ -141,7 +142,8 @@ def calibration_method_check(method: str) -> None:
 
 def default_search_space(method: str, base: dict) -> dict[str, list]:
     """The default grid around ``base`` (the method's resolved hyper-parameters for the model):
-    lr × {0.5, 1, 2}, epochs {⌈e/2⌉, e, 2e}, β {0.05, 0.1, 0.2}, task-vector α {1, 2, 5} (MUSE's
+    lr × {¼, ½, 1, 2, 4}, epochs {⌈e/4⌉, ⌈e/2⌉, e} (a calibration looks for cheaper settings than the
+    preset, never dearer ones), β {0.05, 0.1, 0.2}, task-vector α {1, 2, 5} (MUSE's
     α = 5, arXiv 2407.06460 App. C), WHP α {0.5, 1, 2}, γ {0.3, 1, 3}, retain/KL weight {1, 2}.
     Values are clipped into :data:`BOUNDS`."""
     calibration_method_check(method)
@@ -149,9 +151,9 @@ def default_search_space(method: str, base: dict) -> dict[str, list]:
     for knob in KNOBS[method]:
         v = base.get(knob)
         if knob == "lr":
-            vals = [v * 0.5, v, v * 2.0]
+            vals = [v * 0.25, v * 0.5, v, v * 2.0, v * 4.0]
         elif knob == "epochs":
-            vals = [max(1, math.ceil(v / 2)), v, 2 * v]
+            vals = [max(1, math.ceil(v / 4)), max(1, math.ceil(v / 2)), v]
         elif knob == "beta":
             vals = [0.05, 0.1, 0.2]
         elif knob == "alpha":
@@ -276,10 +278,14 @@ def _prunes(outcome: TrialOutcome) -> bool:
     return outcome.status == "collapsed" or any(c in _PRUNING_CHECKS for c in outcome.failed_checks())
 
 
+#: Knobs along which a failing trial's failure is assumed to get worse when they grow (rule 2).
+_MONOTONE = (*BUDGET_KNOBS, "lr")
+
+
 def _dominated(hp: dict, failing: dict) -> bool:
-    """``hp`` has the failing trial's non-budget knobs and a budget at least as large."""
-    same = all(hp.get(k) == v for k, v in failing.items() if k not in BUDGET_KNOBS)
-    return same and all((hp.get(k) or 0) >= (failing.get(k) or 0) for k in BUDGET_KNOBS)
+    """``hp`` has the failing trial's other knobs and a learning rate and budget at least as large."""
+    same = all(hp.get(k) == v for k, v in failing.items() if k not in _MONOTONE)
+    return same and all((hp.get(k) or 0) >= (failing.get(k) or 0) for k in _MONOTONE)
 
 
 def calibration_search(method: str, plan: list[dict], evaluate: Callable[[dict, Callable[[], None]], TrialOutcome],
@@ -319,7 +325,8 @@ def calibration_search(method: str, plan: list[dict], evaluate: Callable[[dict, 
         dom = next((f for f in failing if _dominated(hp, f)), None)
         if dom is not None:
             trials.append({**record, "status": "pruned",
-                           "reason": f"same knobs as failing trial {dom} with a budget at least as large"})
+                           "reason": f"same knobs as failing trial {dom} with a learning rate and budget at least "
+                                     "as large"})
             continue
         t0 = clock()
         try:

@@ -58,16 +58,52 @@ def _compact(report: dict) -> dict:
     return {**{k: v for k, v in report.items() if k != "trials"}, "trials": trials}
 
 
+def _search(job: PreparationJob, splits, forget: list, retain: list, kwargs: dict, source, work: Path):
+    """Reference, base reports, the search and the stored report; returns (report, result, report uri)."""
+    from evaluation.calibration import calibration_search
+    from evaluation.calibration_report import (
+        calibration_report,
+        headline_metrics,
+        plot_calibration,
+        trial_evaluator,
+    )
+
+    from .jobs import evaluate_artifact
+
+    model, p = job.model, job.params
+    source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
+    ref_dir, ref_id = _reference_dir(job, splits.forget, retain, work)
+    original, retrained = evaluate_artifact(source_dir, **kwargs), evaluate_artifact(ref_dir, **kwargs)
+    base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256) if model.base_artifact_uri else None
+    evaluate = trial_evaluator(
+        method=p["method"], request_kwargs={"model_dir": str(source_dir), "forget": forget, "retain": retain,
+                                            "base_dir": str(base_dir) if base_dir else None},
+        base_overrides=(model.training_recipe or {}).get("methods", {}).get(p["method"], {}),
+        evaluate_dir=lambda d: evaluate_artifact(d, **kwargs), original=original, retrained=retrained,
+        work_dir=work / "trials", progress=_progress_writer(job.pk, "calibration"))
+    result = calibration_search(p["method"], p["plan"], evaluate, max_trials=p["max_trials"],
+                                max_seconds=p["max_seconds"], propagate=(PreparationCancelled,))
+    report = calibration_report(result, context={
+        "model": model.name, "model_weights_sha256": source.weights_sha256, "search_space": p["search_space"],
+        "strategy": p["strategy"], "max_trials": p["max_trials"], "max_seconds": p["max_seconds"],
+        "calibration_request": {"subjects": p["subject_ids"], "records": len(splits.forget),
+                                "forget_set_sha256": p["forget_set_sha256"], "reference_version": ref_id},
+        "evaluation_manifest": splits.manifest.summary(),
+        "holdout_split": splits.manifest.evaluation_profile["holdout_split"],
+        "references": {"original": headline_metrics(original), "retrained": headline_metrics(retrained)}})
+    out = work / "report"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True, default=str))
+    plot_calibration(report, out / "plot.png")
+    uri = artifact_store().put_dir(out, f"models/{model.name}/calibrations/{job.public_id.hex[:12]}")
+    return report, result, uri
+
+
 def calibration_run(job: PreparationJob, started: float) -> None:
     """Run a claimed calibration job to its end (succeed with stored defaults, or fail with the reason).
 
     Raises ServiceError / UnlearningInputError / ArtifactStoreError (the job fails with the message).
     """
-    from evaluation.calibration import calibration_search
-    from evaluation.calibration_report import calibration_report, headline_metrics, plot_calibration
-
-    from .jobs import evaluate_artifact
-
     model, p = job.model, job.params
     forget_records = list(TrainingRecord.objects.filter(pk__in=p["record_ids"]).select_related("subject").order_by("pk"))
     if len(forget_records) != len(p["record_ids"]) or any(r.forgotten_by_id for r in forget_records):
@@ -83,34 +119,10 @@ def calibration_run(job: PreparationJob, started: float) -> None:
     work = Path(settings.JOB_WORK_DIR) / f"calib-{job.public_id}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
-    ref_dir, ref_id = _reference_dir(job, splits.forget, retain, work)
-    original, retrained = evaluate_artifact(source_dir, **kwargs), evaluate_artifact(ref_dir, **kwargs)
-    base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256) if model.base_artifact_uri else None
-    from evaluation.calibration_report import trial_evaluator
-
-    evaluate = trial_evaluator(
-        method=p["method"], request_kwargs={"model_dir": str(source_dir), "forget": forget, "retain": retain,
-                                            "base_dir": str(base_dir) if base_dir else None},
-        base_overrides=(model.training_recipe or {}).get("methods", {}).get(p["method"], {}),
-        evaluate_dir=lambda d: evaluate_artifact(d, **kwargs), original=original, retrained=retrained,
-        work_dir=work / "trials", progress=_progress_writer(job.pk, "calibration"))
-    result = calibration_search(p["method"], p["plan"], evaluate, max_trials=p["max_trials"],
-                                max_seconds=p["max_seconds"], propagate=(PreparationCancelled,))
-    report = calibration_report(result, context={
-        "model": model.name, "model_weights_sha256": source.weights_sha256, "search_space": p["search_space"],
-        "strategy": p["strategy"], "max_trials": p["max_trials"], "max_seconds": p["max_seconds"],
-        "calibration_request": {"subjects": p["subject_ids"], "records": len(forget_records),
-                                "forget_set_sha256": p["forget_set_sha256"], "reference_version": ref_id},
-        "evaluation_manifest": splits.manifest.summary(),
-        "holdout_split": splits.manifest.evaluation_profile["holdout_split"],
-        "references": {"original": headline_metrics(original), "retrained": headline_metrics(retrained)}})
-    out = work / "report"
-    out.mkdir()
-    (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True, default=str))
-    plot_calibration(report, out / "plot.png")
-    uri = artifact_store().put_dir(out, f"models/{model.name}/calibrations/{job.public_id.hex[:12]}")
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        report, result, uri = _search(job, splits, forget, retain, kwargs, source, work)
+    finally:  # also when cancelled or crashed: trial models never stay on the worker's disk
+        shutil.rmtree(work, ignore_errors=True)
     summary = {"report_uri": uri, "report": _compact(report)}
     if result.chosen is None:
         services.preparation_fail(job=job, result=summary, reason=(

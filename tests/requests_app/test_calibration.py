@@ -165,3 +165,22 @@ def test_cli_calibrates_and_prints_the_trials(target_model, capsys, monkeypatch)
     out = capsys.readouterr().out
     assert "queued calibration" in out and "trial  status" in out
     assert "    0  failed         5" in out and '{"epochs": 1, "lr": 0.001}' in out and "report: file://" in out
+
+
+def test_a_calibration_cancelled_during_a_trial_stops_and_leaves_nothing(api, users, target_model, monkeypatch,
+                                                                          settings, django_capture_on_commit_callbacks):
+    from requests_app import calibration as worker
+
+    def writer(job_id, phase):
+        def write(progress):
+            if phase == "calibration":  # the operator cancels while the first trial trains
+                services.preparation_cancel(job=PreparationJob.objects.get(pk=job_id), actor="operator")
+                raise worker.PreparationCancelled("no longer running")
+        return write
+
+    monkeypatch.setattr(worker, "_progress_writer", writer)
+    r = _calibrate(api, target_model, django_capture_on_commit_callbacks, method="npo_gd",
+                   search_space={"lr": [5e-4], "epochs": [1, 3]})
+    job = PreparationJob.objects.get(public_id=r.json()["id"])
+    assert job.status == JobStatus.CANCELLED
+    assert not MethodCalibration.objects.exists() and not (Path(settings.JOB_WORK_DIR) / f"calib-{job.public_id}").exists()
