@@ -153,7 +153,8 @@ def default_search_space(method: str, base: dict) -> dict[str, list]:
         if knob == "lr":
             vals = [v * 0.25, v * 0.5, v, v * 2.0, v * 4.0]
         elif knob == "epochs":
-            vals = [max(1, math.ceil(v / 4)), max(1, math.ceil(v / 2)), v]
+            floor = int(base.get("zero_tail_epochs") or 0) + 1  # l1_sparse: γ must be active for an epoch
+            vals = [max(floor, math.ceil(v / 4)), max(floor, math.ceil(v / 2)), v]
         elif knob == "beta":
             vals = [0.05, 0.1, 0.2]
         elif knob == "alpha":

@@ -134,6 +134,9 @@ def test_default_space_stays_in_bounds_and_includes_muse_alpha():
     assert space == {"lr": [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3], "epochs": [3, 5, 10], "alpha": [1.0, 2.0, 5.0]}
     assert default_search_space("npo_gd", {"lr": 0.8, "epochs": 1, "beta": 0.1}) == {
         "lr": [0.2, 0.4, 0.8, 1.0], "epochs": [1], "beta": [0.05, 0.1, 0.2]}  # clipped to BOUNDS, deduplicated
+    # l1_sparse keeps at least one epoch with γ > 0 before its zero tail
+    assert default_search_space("l1_sparse", {"lr": 1e-3, "epochs": 2, "gamma": 1.0, "zero_tail_epochs": 1})[
+        "epochs"] == [2]
 
 
 def test_holdout_halves_are_disjoint_deterministic_and_cover_the_holdout():
