@@ -170,6 +170,7 @@ def test_reports_and_certificate_carry_the_manifest_digest(api, forget_subject, 
     block = cert.payload["evaluation_manifest"]
     assert block["sha256"] == manifest.sha256
     assert block["splits"]["forget"]["count"] == 20 and block["forget_set_sha256"] == job.forget_set_sha256
+    assert block["holdout_split"]["half"] == "certification" and block["splits"]["holdout"]["count"] == 20
     doc = {"payload": cert.payload, "signature": cert.signature, "key_id": cert.key_id, "algorithm": cert.algorithm,
            "transparency": cert.transparency}  # the audit-log proof the payload declares (issue 17)
     assert certificate_verify_document(doc).valid
