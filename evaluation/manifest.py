@@ -109,7 +109,8 @@ class EvaluationManifest:
 
     def summary(self) -> dict:
         """What a report and a certificate carry: the digest, per-split counts and digests, the
-        dataset, weights and forget-set digests (record ids and text digests stay in the manifest)."""
+        dataset, weights and forget-set digests (record ids and text digests stay in the manifest), and
+        which half of the holdout it used when the profile records one (``holdout_split``, issue 15)."""
         return {
             "schema": SCHEMA,
             "sha256": self.sha256,
@@ -118,7 +119,8 @@ class EvaluationManifest:
             "model_weights_sha256": self.model_weights_sha256,
             "forget_set_sha256": self.forget_set_sha256,
             "digest_rule": DIGEST_RULE,
-        }
+        } | ({"holdout_split": self.evaluation_profile["holdout_split"]}
+             if "holdout_split" in self.evaluation_profile else {})
 
     def text_digests(self, name: str) -> list[str]:
         """Sorted text digests of one split (to check that a report ran on these records)."""

@@ -74,3 +74,8 @@ for m in (models.DataSubject, models.WebhookEndpoint, models.WebhookDelivery):
 @admin.register(models.AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "timestamp", "actor", "verb", "object_type", "object_id")
+
+
+@admin.register(models.MethodCalibration)
+class MethodCalibrationAdmin(ReadOnlyAdmin):
+    list_display = ("model", "method", "hyperparameters", "calibration", "updated_at")

@@ -504,8 +504,9 @@ class PreparationJob(models.Model):
     KIND_CORPUS_INGEST = "corpus_ingest"
     KIND_DP_BASE = "dp_base"
     KIND_REFERENCE = "reference"
+    KIND_CALIBRATION = "calibration"
     KINDS = [(KIND_CORPUS_INGEST, "corpus ingestion"), (KIND_DP_BASE, "DP base (DP-SGD)"),
-             (KIND_REFERENCE, "exact-retrain reference")]
+             (KIND_REFERENCE, "exact-retrain reference"), (KIND_CALIBRATION, "hyper-parameter calibration")]
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=16, choices=KINDS)
     model = models.ForeignKey(TargetModel, null=True, blank=True, on_delete=models.PROTECT,
@@ -531,6 +532,30 @@ class PreparationJob(models.Model):
 
     def __str__(self) -> str:
         return f"preparation {self.public_id} {self.kind} ({self.status})"
+
+
+class MethodCalibration(models.Model):
+    """The calibrated hyper-parameters of one method on one model (issue 15 item 1): the defaults of
+    an approval of ``method`` on ``model`` that gives no hyper-parameters of its own.
+
+    Written only by ``services.calibration`` in the transaction that finishes the calibration job
+    (audited ``model.method_calibrated``); a later calibration replaces the values.
+    """
+
+    model = models.ForeignKey(TargetModel, on_delete=models.PROTECT, related_name="calibrations")
+    method = models.CharField(max_length=40)
+    hyperparameters = models.JSONField(help_text="the chosen trial's overrides (merged over the model's recipe)")
+    calibration = models.ForeignKey(PreparationJob, on_delete=models.PROTECT, related_name="+")
+    summary = models.JSONField(default=dict, blank=True, help_text="the chosen trial's metrics, verdict and cost")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_id", "method"]
+        constraints = [models.UniqueConstraint(fields=["model", "method"], name="method_calibration_model_method")]
+
+    def __str__(self) -> str:
+        return f"calibration of {self.method} on model {self.model_id}"
 
 
 # the audit log's Merkle leaves and signed tree heads (issue 17) live in their own module

@@ -1,6 +1,7 @@
 """Execution of one preparation job on a worker (issue 14): claim → work → register or fail.
 
-Kinds: ``corpus_ingest`` (default queue), ``dp_base`` and ``reference`` (``gpu`` queue). Bad input
+Kinds: ``corpus_ingest`` (default queue), ``dp_base``, ``reference`` and ``calibration`` (``gpu``
+queue; the calibration search is :mod:`requests_app.calibration`). Bad input
 ends as a FAILED job with the reason (and, for a corpus, its validation report); what a job
 produces is registered in the same transaction as its success, so nothing is half-registered.
 """
@@ -148,8 +149,10 @@ def preparation_execute(*, job_id: int, worker: str | None = None) -> str:
     if connection.vendor != "sqlite":
         heartbeat.start()
     try:
+        from .calibration import calibration_run
+
         runner = {PreparationJob.KIND_CORPUS_INGEST: _run_corpus_ingest, PreparationJob.KIND_DP_BASE: _run_dp_base,
-                  PreparationJob.KIND_REFERENCE: _run_reference}[job.kind]
+                  PreparationJob.KIND_REFERENCE: _run_reference, PreparationJob.KIND_CALIBRATION: calibration_run}[job.kind]
         runner(job, started)
     except PreparationCancelled:
         logger.info("preparation %s stopped: no longer running", job.public_id)
@@ -230,35 +233,46 @@ def _run_dp_base(job: PreparationJob, started: float) -> None:
     services.preparation_succeed(job=job, result={}, device_seconds=round(time.monotonic() - started, 3), apply=apply)
 
 
-def _run_reference(job: PreparationJob, started: float) -> None:
+def reference_train(model: TargetModel, forget_records: list, retain: list, *, hyperparameters: dict | None,
+                    progress, work: Path, digest: str, key_suffix: str, seed: int = 0):
+    """Train the exact-retrain reference of ``forget_records`` (``retrain`` from the pre-trained base
+    on ``retain``, the model's recipe ← ``hyperparameters``, training seed ``seed``) and store it;
+    returns (uri, result). Shared by the ``reference`` and ``calibration`` preparations."""
     from unlearning_engine import UnlearningRequest, run_unlearning
 
     from .jobs import record_to_example
     from .selectors import model_serving_version
 
+    source = model_serving_version(model)
+    source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
+    base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
+    result = run_unlearning(UnlearningRequest(
+        method="retrain", model_dir=str(source_dir), output_dir=str(work / "model"),
+        forget=[record_to_example(r) for r in forget_records], retain=retain, base_dir=str(base_dir),
+        hyperparameters={**(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
+                         **(hyperparameters or {})},
+        seed=seed, progress=progress))
+    name = f"{digest[:16]}-{key_suffix}" + (f"-seed{seed}" if seed else "")
+    uri = artifact_store().put_dir(work / "model", f"models/{model.name}/references/{name}")
+    return uri, result
+
+
+def _run_reference(job: PreparationJob, started: float) -> None:
     model, p = job.model, job.params
     forget_records = list(TrainingRecord.objects.filter(pk__in=p["record_ids"]).order_by("pk"))
     if not forget_records or any(not (r.question or r.text) for r in forget_records):
         raise services.ServiceError("the forget set is empty or its text was purged")
     _, retain = _examples(model, exclude_ids=p["record_ids"])
-    source = model_serving_version(model)
-    source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
-    base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
     work = Path(settings.JOB_WORK_DIR) / f"prep-{job.public_id}"
     shutil.rmtree(work, ignore_errors=True)
     digest = p["forget_set_sha256"]
-    forget = [record_to_example(r) for r in forget_records]
-    hyperparameters = {**(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
-                       **(p.get("hyperparameters") or {})}
     trained = []  # (seed, UnlearningResult, uri): one exact retrain per training seed
     for seed in range(int(p.get("seeds") or 1)):
         shutil.rmtree(work, ignore_errors=True)
-        result = run_unlearning(UnlearningRequest(
-            method="retrain", model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
-            retain=retain, base_dir=str(base_dir), hyperparameters=hyperparameters, seed=seed,
-            progress=_progress_writer(job.pk, "retrain" if seed == 0 else f"retrain seed {seed}")))
-        name = f"{digest[:16]}-{job.public_id.hex[:8]}" + (f"-seed{seed}" if seed else "")
-        trained.append((seed, result, artifact_store().put_dir(work / "model", f"models/{model.name}/references/{name}")))
+        uri, result = reference_train(model, forget_records, retain, hyperparameters=p.get("hyperparameters"),
+                                      progress=_progress_writer(job.pk, "retrain" if seed == 0 else f"retrain seed {seed}"),
+                                      work=work, digest=digest, key_suffix=job.public_id.hex[:8], seed=seed)
+        trained.append((seed, result, uri))
     shutil.rmtree(work, ignore_errors=True)
 
     def apply(locked):

@@ -147,6 +147,36 @@ class TargetModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         job.refresh_from_db()
         return Response(s.PreparationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=s.CalibrateSerializer, responses={202: s.PreparationSerializer, 400: dict})
+    @action(detail=True, methods=["post"])
+    def calibrate(self, request, pk=None):
+        """Queue a calibration of ``method`` on this model (a ``calibration`` preparation on the ``gpu``
+        queue, 202): trials on a calibration request of subjects nobody asked to erase, judged by the
+        verdict on the calibration half of the holdout; the cheapest passing trial becomes the
+        model's default for the method. ``GET /preparations/{id}/`` follows it; its ``result`` holds
+        the report (every trial) and ``report_uri`` (report.json, plot.png)."""
+        model = self.get_object()
+        data = s.CalibrateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = dict(data.validated_data)
+        job = services.model_calibrate(actor=request.user, model=model, method=v["method"],
+                                       search_space=v.get("search_space"),
+                                       subject_ids=[str(x) for x in v.get("subject_ids") or []] or None,
+                                       subjects=v["subjects"], strategy=v["strategy"], max_trials=v["max_trials"],
+                                       max_seconds=v["max_seconds"], seed=v["seed"])
+        job.refresh_from_db()
+        return Response(s.PreparationSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def calibrations(self, request, pk=None):
+        """The calibrated defaults per method (``calibrated``) and every calibration job (``jobs``)."""
+        model = self.get_object()
+        jobs = model.preparations.filter(kind=PreparationJob.KIND_CALIBRATION).order_by("-id")
+        return Response({"calibrated": s.MethodCalibrationSerializer(
+                            model.calibrations.select_related("calibration"), many=True).data,
+                         "jobs": s.PreparationSerializer(jobs, many=True).data})
+
     @extend_schema(responses={200: s.PreparationSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def preparations(self, request, pk=None):

@@ -74,6 +74,30 @@ class PrepareSerializer(serializers.Serializer):
     hyperparameters = serializers.JSONField(required=False, validators=[_object])
 
 
+class CalibrateSerializer(serializers.Serializer):
+    """``POST /models/{id}/calibrate/`` (issue 15): a bounded search over the method's main knobs."""
+
+    method = serializers.CharField(max_length=40)
+    search_space = serializers.JSONField(required=False, validators=[_object], help_text=(
+        "{knob: [values]} within unlearning_engine.hparams.BOUNDS (default: a grid around the model's recipe)"))
+    subject_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=50,
+                                        help_text="calibration subjects (not being erased); default: picked")
+    subjects = serializers.IntegerField(required=False, default=1, min_value=1, max_value=50,
+                                        help_text="how many subjects to pick when subject_ids is not given")
+    strategy = serializers.ChoiceField(choices=["grid", "random"], required=False, default="grid")
+    max_trials = serializers.IntegerField(required=False, default=12, min_value=1, max_value=100)
+    max_seconds = serializers.FloatField(required=False, default=3600.0, min_value=1, max_value=7 * 24 * 3600)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+
+
+class MethodCalibrationSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    hyperparameters = serializers.JSONField()
+    calibration = serializers.UUIDField(source="calibration.public_id")
+    summary = serializers.JSONField()
+    updated_at = serializers.DateTimeField()
+
+
 class PreparationSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     model = serializers.IntegerField(source="model_id", allow_null=True)

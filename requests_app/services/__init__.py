@@ -5,6 +5,7 @@ in the same transaction and (c) enqueues side effects with ``transaction.on_comm
 This package re-exports every service so that callers use ``services.<entity>_<verb>``.
 """
 from .approval import *  # noqa: F403
+from .calibration import *  # noqa: F403
 from .common import *  # noqa: F403
 from .common import _job_enqueue_on_commit, _sha256_text, _ticket_transition, _tickets_advance  # noqa: F401
 from .corpora import *  # noqa: F403

@@ -17,7 +17,7 @@ from .. import selectors
 from ..models import TargetModel, TrainingRecord
 from .common import ServiceError, forget_set_digest
 
-__all__ = ["ManifestSplits", "evaluation_manifest_prepare", "evaluation_profile_pinned", "job_manifest_prepare",
+__all__ = ["ManifestSplits", "evaluation_manifest_prepare", "holdout_half_records", "evaluation_profile_pinned", "job_manifest_prepare",
            "record_to_example", "retain_sample", "ticket_manifest_check"]
 
 
@@ -43,6 +43,23 @@ def evaluation_profile_pinned() -> dict:
     from evaluation.report import EvaluationProfile
 
     return EvaluationProfile.from_settings(max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS).to_dict()
+
+
+HOLDOUT_HALVES = ("certification", "calibration")
+
+
+def holdout_half_records(holdout: list, half: str) -> tuple[list, dict]:
+    """The ``half`` (``certification`` or ``calibration``) of a corpus's holdout records and the
+    description written into the manifest's evaluation profile (issue 15: a real request is
+    certified on one half; calibrations tune on the other, :func:`evaluation.calibration.holdout_halves`)."""
+    from evaluation.calibration import HOLDOUT_SPLIT_RULE, holdout_halves
+
+    if half not in HOLDOUT_HALVES:
+        raise ServiceError(f"holdout half must be one of {HOLDOUT_HALVES}")
+    calibration, certification = holdout_halves(holdout, key=lambda r: r.sha256)
+    chosen = certification if half == "certification" else calibration
+    return chosen, {"rule": HOLDOUT_SPLIT_RULE, "half": half, "holdout_records": len(holdout),
+                    "certification_records": len(certification), "calibration_records": len(calibration)}
 
 
 @dataclass
@@ -75,8 +92,14 @@ def _training_digests(model: TargetModel, holdout: list) -> set[str]:
 
 
 def evaluation_manifest_prepare(*, model: TargetModel, forget_records: list, weights_sha256: str,
-                                frozen_forget_ids, frozen_forget_sha256: str | None) -> ManifestSplits:
+                                frozen_forget_ids, frozen_forget_sha256: str | None,
+                                holdout_half: str = "certification") -> ManifestSplits:
     """Build and validate the evaluation manifest of a job on ``model`` before it trains.
+
+    The holdout split is one half of the corpus's holdout (:func:`holdout_half_records`): the
+    ``certification`` half for a real request, the ``calibration`` half for a calibration; the
+    half is recorded in the manifest's ``evaluation_profile["holdout_split"]``. The whole holdout
+    is checked against the training corpus first (a contaminated record in either half is refused).
 
     Args:
         forget_records: the TrainingRecords of the forget set as the job will read them.
@@ -104,20 +127,24 @@ def evaluation_manifest_prepare(*, model: TargetModel, forget_records: list, wei
     def entries(records):
         return split_records([record_to_example(r) for r in records], [r.pk for r in records])
 
-    manifest = manifest_build(
-        splits={"forget": entries(forget_records), "retain": entries(sample), "holdout": entries(holdout)},
-        dataset_sha256=model.corpus.content_sha256, model_weights_sha256=weights_sha256,
-        evaluation_profile=evaluation_profile_pinned(),
-        forget_set_sha256=forget_set_digest([r.sha256 for r in forget_records]))
-    try:
-        manifest_validate(manifest, training_text_digests=_training_digests(model, holdout),
-                          retain_population=entries(retain),
-                          frozen_forget_ids=[str(i) for i in frozen_forget_ids],
-                          frozen_forget_sha256=frozen_forget_sha256)
-    except ManifestError as exc:
-        raise ServiceError(str(exc)) from exc
+    half, split_info = holdout_half_records(holdout, holdout_half)
+    digests = _training_digests(model, holdout)
+    retain_entries = entries(retain)
+    manifest = None
+    for split_holdout, profile in ((holdout, evaluation_profile_pinned()),
+                                   (half, {**evaluation_profile_pinned(), "holdout_split": split_info})):
+        manifest = manifest_build(
+            splits={"forget": entries(forget_records), "retain": entries(sample), "holdout": entries(split_holdout)},
+            dataset_sha256=model.corpus.content_sha256, model_weights_sha256=weights_sha256,
+            evaluation_profile=profile, forget_set_sha256=forget_set_digest([r.sha256 for r in forget_records]))
+        try:  # first the whole holdout (contamination anywhere), then the half the job evaluates on
+            manifest_validate(manifest, training_text_digests=digests, retain_population=retain_entries,
+                              frozen_forget_ids=[str(i) for i in frozen_forget_ids],
+                              frozen_forget_sha256=frozen_forget_sha256)
+        except ManifestError as exc:
+            raise ServiceError(str(exc)) from exc
     return ManifestSplits(manifest=manifest, forget=list(forget_records), retain=retain,
-                          retain_evaluated=sample, holdout=holdout)
+                          retain_evaluated=sample, holdout=half)
 
 
 def ticket_manifest_check(*, ticket, weights_sha256: str) -> ManifestSplits:

@@ -21,7 +21,7 @@ from .common import LOST_WORKER_HINT, ServiceError
 
 #: Celery queues: DP/retrain training needs the accelerator, ingestion does not.
 QUEUE_FOR_KIND = {PreparationJob.KIND_CORPUS_INGEST: "default", PreparationJob.KIND_DP_BASE: "gpu",
-                  PreparationJob.KIND_REFERENCE: "gpu"}
+                  PreparationJob.KIND_REFERENCE: "gpu", PreparationJob.KIND_CALIBRATION: "gpu"}
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
@@ -34,13 +34,14 @@ def preparation_enqueue_on_commit(job: PreparationJob) -> None:
 
 
 def preparation_create(*, actor, kind: str, model: TargetModel, params: dict | None = None) -> PreparationJob:
-    """Queue a ``dp_base`` or ``reference`` job for ``model`` (checks by the caller: target_models).
+    """Queue a ``dp_base``, ``reference`` or ``calibration`` job for ``model`` (checks by the caller:
+    ``target_models.model_prepare``, ``calibration.model_calibrate``).
 
     Raises:
         ServiceError: unknown kind, or the same kind already queued/running for this model (a
             second DP base run would race the first).
     """
-    if kind not in (PreparationJob.KIND_DP_BASE, PreparationJob.KIND_REFERENCE):
+    if kind not in (PreparationJob.KIND_DP_BASE, PreparationJob.KIND_REFERENCE, PreparationJob.KIND_CALIBRATION):
         raise ServiceError(f"unknown preparation '{kind}'; choose dp_base or reference")
     from .corpora import _actor
 

@@ -27,6 +27,7 @@ from .approval import (
     forget_set_audit_entries,
     hyperparameters_check,
 )
+from .calibration import approval_hyperparameters
 from .common import (  # noqa: F401
     TERMINAL_STATUSES,
     IdempotencyConflict,
@@ -324,6 +325,8 @@ def ticket_approve(
     if model is None:
         raise ServiceError("no target model registered")
     model_method_check(model, method)  # dp2 needs a DP base, retrain a pre-trained base (issue 14)
+    # issue 15: without explicit values the (model, method) calibration's become the job's
+    hyperparameters, hp_source = approval_hyperparameters(model=model, method=method, hyperparameters=hyperparameters)
     hyperparameters_check(model=model, method=method, hyperparameters=hyperparameters)
     records = approval_forget_records(ticket=ticket, model=model, record_ids=record_ids)
     record_ids = [r.pk for r in records]
@@ -340,7 +343,8 @@ def ticket_approve(
                     "forget_set_sha256": digest, "target_model": model},
             audit_extra={"forget_set": forget_set_audit_entries(records), "forget_count": len(records),
                          "reviewed_by": ticket.reviewed_by_id,
-                         "resolution_confirmed_by": ticket.resolution_confirmed_by_id},
+                         "resolution_confirmed_by": ticket.resolution_confirmed_by_id,
+                         "method": method, "hyperparameters": hyperparameters, "hyperparameters_source": hp_source},
         )
         job = UnlearningJob.objects.create(
             model=model, source_version=source, method=method, hyperparameters=hyperparameters or {},
@@ -349,7 +353,8 @@ def ticket_approve(
         job.tickets.add(ticket)
         audit_event_record(
             actor=approver, verb="job.created", obj=job,
-            after={"method": method, "hyperparameters": job.hyperparameters, "forget_count": len(record_ids),
+            after={"method": method, "hyperparameters": job.hyperparameters, "hyperparameters_source": hp_source,
+                   "forget_count": len(record_ids),
                    "forget_set_sha256": digest, "source_version": source.pk},
         )
         _ticket_transition(ticket, TicketStatus.QUEUED, actor=approver, verb="ticket.queued")

@@ -214,3 +214,24 @@ def test_eval_efficiency_muse_mode_measures_an_independent_floor(tmp_path, monke
     assert r["params"] == r["floor"]["params"]
     assert set(r["metric_diff_batched_vs_batch1"]) == {
         "verbmem_forget", "knowmem_forget", "knowmem_retain", "mink_auc", "ppl_lower_auc"}
+
+
+@needs_tofu
+def test_calibrate_runs_the_search_per_method_on_the_calibration_half(tmp_path):
+    from bench import calibrate
+
+    ns = calibrate.build_parser().parse_args([
+        "--model", "test", "--authors", "5", "--k", "1", "--methods", "gd,task_vector", "--max-trials", "2",
+        "--out", str(tmp_path), "--no-collapse-check"])
+    doc = calibrate.run(ns)
+    assert list(doc["methods"]) == ["gd", "task_vector"]
+    for method, rep in doc["methods"].items():
+        assert rep["schema"] == "calibration-report/1" and rep["method"] == method
+        assert rep["holdout_split"] == {"calibration_records": 20, "certification_records": 20}
+        assert rep["calibration_request"]["records"] == 20 and rep["calibration_request"]["retain_records"] == 80
+        assert 1 <= rep["trials_run"] <= 2 and rep["trials"][0]["steps"] > 0
+        assert (tmp_path / f"calibrate-test-{method}.png").read_bytes()[:8] == PNG_MAGIC
+    # the calibration authors are never the request's forget candidates (198, 199)
+    assert not set(doc["methods"]["gd"]["calibration_request"]["authors"]) & {198, 199}
+    assert doc["methods"]["task_vector"]["search_space"]["alpha"] == [1.0, 2.0, 5.0]
+    assert json.loads(Path(doc["json"]).read_text())["methods"]["gd"]["trials"]

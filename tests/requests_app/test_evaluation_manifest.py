@@ -158,7 +158,9 @@ def test_reports_and_certificate_carry_the_manifest_digest(api, forget_subject, 
     job = UnlearningJob.objects.get(public_id=r.json()["id"])
     assert job.status == JobStatus.SUCCEEDED, job.error
     manifest = EvaluationManifest.from_dict(job.result["evaluation_manifest"])
-    assert {k: len(v) for k, v in manifest.splits.items()} == {"forget": 20, "retain": 40, "holdout": 40}
+    # issue 15: a request is certified on the certification half of the 40 holdout records
+    assert {k: len(v) for k, v in manifest.splits.items()} == {"forget": 20, "retain": 40, "holdout": 20}
+    assert manifest.evaluation_profile["holdout_split"]["half"] == "certification"
     assert manifest.model_weights_sha256 == job.source_version.weights_sha256
     assert manifest.forget_set_sha256 == job.forget_set_sha256
     assert manifest.dataset_sha256 == target_model.corpus.content_sha256
@@ -168,6 +170,7 @@ def test_reports_and_certificate_carry_the_manifest_digest(api, forget_subject, 
     block = cert.payload["evaluation_manifest"]
     assert block["sha256"] == manifest.sha256
     assert block["splits"]["forget"]["count"] == 20 and block["forget_set_sha256"] == job.forget_set_sha256
+    assert block["holdout_split"]["half"] == "certification" and block["splits"]["holdout"]["count"] == 20
     doc = {"payload": cert.payload, "signature": cert.signature, "key_id": cert.key_id, "algorithm": cert.algorithm,
            "transparency": cert.transparency}  # the audit-log proof the payload declares (issue 17)
     assert certificate_verify_document(doc).valid
