@@ -377,7 +377,8 @@ def job_finish(
                 forget_set_sha256=locked.forget_set_sha256, manifest_sha256=report.get("manifest_sha256", ""),
                 metrics=report.get("metrics", {}),
                 profile=report.get("profile", {}),
-                reference_type=verdicts.get("privleak", {}).get("reference_type", "") if role == "unlearned" else "",
+                reference_type=(verdicts.get("reference_type") or verdicts.get("privleak", {}).get("reference_type", "")
+                                if role == "unlearned" else ""),
                 verdicts=verdicts if role == "unlearned" else {},
                 passed=passed if role == "unlearned" else None,
             )
