@@ -78,11 +78,21 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def evaluate_artifact(model_dir, *, forget, retain, holdout, manifest=None) -> dict:
-    """Evaluation report (``evaluation.report.evaluate_qa_model``) of the model stored in ``model_dir``,
-    on the splits of ``manifest`` (the report then carries ``manifest_sha256``)."""
+def evaluate_artifact(model_dir, *, forget, retain, holdout, manifest=None, family: str = "causal_lm") -> dict:
+    """Evaluation report of the model stored in ``model_dir`` on the splits of ``manifest`` (the
+    report then carries ``manifest_sha256``): ``evaluation.report.evaluate_qa_model`` for causal LMs,
+    the ``classifier`` profile (``evaluation.profiles.classifier``, holdout = the test set) for the
+    classifier families (DESIGN §11)."""
     from evaluation.report import EvaluationProfile, evaluate_qa_model
     from unlearning_engine.modeling import load_artifact
+
+    if family != "causal_lm":
+        from evaluation.profiles.classifier import evaluate_classifier
+        from unlearning_engine.families.classifier.model import load_classifier
+
+        return evaluate_classifier(load_classifier(model_dir), forget=forget, retain=retain, test=holdout,
+                                   manifest=manifest,
+                                   bootstrap_resamples=settings.EVALUATION_BOOTSTRAP_RESAMPLES_CLASSIFIER)
 
     model, tokenizer = load_artifact(model_dir)
     profile = EvaluationProfile.from_settings(max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS)
@@ -157,7 +167,7 @@ def _job_run_claimed(job, started: float) -> None:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)  # a re-claimed job keeps its per-epoch checkpoints
     result = run_unlearning(UnlearningRequest(
-        method=job.method, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
+        method=job.method, family=model.family, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
         retain=retain, base_dir=str(base_dir) if base_dir else None,
         dp_base_dir=str(dp_base_dir) if dp_base_dir else None, hyperparameters=hyperparameters,
         seed=0, progress=_progress_writer(job.pk), resume=job.attempts > 1,
@@ -174,7 +184,7 @@ def _job_run_claimed(job, started: float) -> None:
     sample = [record_to_example(r) for r in splits.retain_evaluated]
     holdout = [record_to_example(r) for r in splits.holdout]
     reference = selectors.model_reference_version(model, job.forget_set_sha256)
-    kwargs = dict(forget=forget, retain=sample, holdout=holdout, manifest=manifest)
+    kwargs = dict(forget=forget, retain=sample, holdout=holdout, manifest=manifest, family=model.family)
     reports = {"original": (job.source_version, evaluate_artifact(source_dir, **kwargs))}
     if reference is not None:
         ref_dir = artifact_fetch_verified(reference.artifact_uri, reference.weights_sha256)
@@ -183,6 +193,15 @@ def _job_run_claimed(job, started: float) -> None:
 
     from evaluation.verdicts import compute_verdicts
 
+    retrained = reports.get("retrained", (None, None))[1]
+    if model.family != "causal_lm":  # issue 19: the classifier profile's checks, in the same form
+        from evaluation.profiles.classifier_verdicts import compute_classifier_verdicts
+
+        verdicts = compute_classifier_verdicts(reports["unlearned"][1], reports["original"][1], retrained)
+        services.job_finish(
+            job=job, artifact_uri=uri, weights_sha256=result.weights_sha256, reports=reports, verdicts=verdicts,
+            device_seconds=round(time.monotonic() - started, 3), certificate_builder=certificate_build)
+        return
     # the retrained report carries its own Min-K% AUC: compute_verdicts takes the PrivLeak reference
     # from it (passing it again as ``reference_auc`` crashed the job when that AUC was 0)
     retrained = reports.get("retrained", (None, None))[1]

@@ -16,6 +16,13 @@ Checks (values in percentage points; :class:`ClassifierThresholds`):
    |metric_u − metric_retrained| ≤ ``average_gap_max`` (the "average gap" of Fan et al., ECCV 2024,
    and of Jia et al. 2023 Table 3).
 
+**Deviation** (as PrivLeak in :mod:`evaluation.verdicts`): checks 1, 2 and 5 are three-valued.
+``pass`` within the margin; ``fail`` when the 95 % CI of the gap lies entirely outside it (for the
+average gap: when the mean of each metric's CI end nearest to a zero gap still exceeds it);
+otherwise ``inconclusive`` — a forget set of one person's 10 images cannot resolve a gap of one
+example (10 points). An inconclusive check passes unless ``inconclusive_blocks`` and is listed,
+with its CI, among the things not verified.
+
 ``gaps`` lists metric_u − metric_retrained for every metric. An undefined metric never passes.
 """
 from __future__ import annotations
@@ -44,6 +51,7 @@ class ClassifierThresholds:
     mia_margin: float = 15.0
     utility_margin: float = 3.0
     average_gap_max: float = 5.0
+    inconclusive_blocks: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,9 +71,24 @@ def _gap_check(name, label, metric, margin, unlearned, reference_value, ref_type
     gap = float(u["value"]) - reference_value
     ci = u.get("ci95")
     ci_gap = None if not ci else [ci[0] - reference_value, ci[1] - reference_value]
-    return _check(name, gap, ci_gap, margin, "abs<=", abs(gap) <= margin,
+    status = _three_valued(abs(gap), None if ci_gap is None else _nearest_zero(ci_gap), margin)
+    return _check(name, gap, ci_gap, margin, "abs<=", status != "fail",
                   f"|{label}(unlearned) {u['value']:.1f} - reference {reference_value:.1f}| <= {margin:g} points "
-                  f"(reference: {ref_type})", n=u.get("n"))
+                  f"(reference: {ref_type})", n=u.get("n"), status=status)
+
+
+def _nearest_zero(ci) -> float:
+    """Distance from 0 to the interval ``ci`` (0 when it contains 0)."""
+    lo, hi = float(ci[0]), float(ci[1])
+    return 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
+
+
+def _three_valued(value: float, best_case: float | None, limit: float) -> str:
+    if value <= limit:
+        return "pass"
+    if best_case is not None and best_case <= limit:
+        return "inconclusive"
+    return "fail"
 
 
 def _utility_check(name, label, metric, margin, unlearned, original) -> dict:
@@ -105,15 +128,20 @@ def compute_classifier_verdicts(unlearned: dict, original: dict, retrained: dict
     ]
     gaps = {}
     if retrained is not None:
+        best = []
         for m in GAP_METRICS:
             u, r = _value(unlearned, m), _value(retrained, m)
             gaps[m] = None if u is None or r is None else u - r
+            ci = (_metric(unlearned, m) or {}).get("ci95")
+            if gaps[m] is not None:
+                best.append(abs(gaps[m]) if not ci else _nearest_zero([ci[0] - r, ci[1] - r]))
         vals = [abs(v) for v in gaps.values() if v is not None]
         if len(vals) == len(GAP_METRICS):
             avg = sum(vals) / len(vals)
-            checks.append(_check("average_gap", avg, None, thr.average_gap_max, "<=", avg <= thr.average_gap_max,
+            status = _three_valued(avg, sum(best) / len(best), thr.average_gap_max)
+            checks.append(_check("average_gap", avg, None, thr.average_gap_max, "<=", status != "fail",
                                  "mean |metric(unlearned) - metric(retrained)| over UA, RA, TA, MIA-Efficacy "
-                                 f"<= {thr.average_gap_max:g} points", n=(unlearned or {}).get("n")))
+                                 f"<= {thr.average_gap_max:g} points", n=(unlearned or {}).get("n"), status=status))
         else:
             checks.append(_undefined("average_gap", "<=", "a metric is undefined in the unlearned or retrained report"))
         gaps["average"] = (sum(vals) / len(vals)) if len(vals) == len(GAP_METRICS) else None
@@ -122,6 +150,13 @@ def compute_classifier_verdicts(unlearned: dict, original: dict, retrained: dict
         not_verified.append(f"The forget set has {n_f} examples: a UA or MIA-Efficacy gap below about "
                             f"{100.0 / max(n_f, 1):.0f} points (one example) cannot be resolved, and the CIs are wide.")
     for c in checks:
+        if c["status"] == "inconclusive":
+            if thr.inconclusive_blocks:
+                c["passed"] = False
+            c["detail"] += "; inconclusive: outside the margin, but the 95% CI reaches it at this sample size"
+            not_verified.append(f"Check '{c['name']}' is inconclusive at this sample size: {c['value']:+.1f} points "
+                                f"(CI {c['ci95']}) against {c['threshold']:g}; parity with the retrained model was "
+                                "not demonstrated, only not refuted.")
         if c["status"] == "undefined":
             not_verified.append(f"Check '{c['name']}' could not be evaluated: {c['detail']}.")
     return {"passed": all(c["passed"] for c in checks), "checks": checks, "profile": "classifier",

@@ -112,7 +112,7 @@ class TargetModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             actor=request.user, name=v["name"], corpus=corpus, artifact_uri=v["artifact_uri"],
             weights_sha256=v["weights_sha256"], gguf_file=v["gguf_file"], base_artifact_uri=v["base_artifact_uri"],
             base_sha256=v["base_sha256"], base_gguf_file=v["base_gguf_file"],
-            training_recipe=v["training_recipe"], reference_policy=v["reference_policy"])
+            training_recipe=v["training_recipe"], reference_policy=v["reference_policy"], family=v["family"])
         return Response(s.TargetModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: s.ModelVersionSerializer(many=True)})

@@ -57,6 +57,8 @@ class ModelCreateSerializer(serializers.Serializer):
     training_recipe = serializers.JSONField(required=False, default=dict, validators=[_object])
     reference_policy = serializers.ChoiceField(choices=["none", "per_request", "calibration_only"],
                                                default="per_request")
+    family = serializers.ChoiceField(choices=["causal_lm", "image_classifier", "tabular_classifier"],
+                                     default="causal_lm", help_text="model family (DESIGN §11)")
 
 
 class PrepareSerializer(serializers.Serializer):
@@ -108,7 +110,7 @@ class TargetModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TargetModel
-        fields = ["id", "name", "architecture", "tokenizer", "corpus", "training_recipe", "base_artifact_uri",
+        fields = ["id", "name", "family", "architecture", "tokenizer", "corpus", "training_recipe", "base_artifact_uri",
                   "base_sha256", "dp_base_artifact_uri", "dp_base_sha256", "privacy_ledger", "reference_policy",
                   "serving_version", "dp2_available", "created_at"]
 

@@ -288,13 +288,15 @@ def job_fail(*, job: UnlearningJob, reason: str) -> UnlearningJob:
     return job
 
 
-def method_changes_weights(method: str) -> bool:
+def method_changes_weights(method: str, family: str | None = None) -> bool:
     """Whether the engine's method ``method`` declares that it changes the weights
-    (``Method.changes_weights``, DESIGN §5; ``eco`` does not). Unknown methods: False."""
-    from unlearning_engine.methods import _REGISTRY
+    (``Method.changes_weights``, DESIGN §5; ``eco`` does not), for ``family`` or (None) for every
+    family it serves (DESIGN §11). Unknown methods: False."""
+    from unlearning_engine.methods import method_class, method_families
 
-    cls = _REGISTRY.get(method)
-    return bool(cls is not None and cls.changes_weights)
+    families = [family] if family else method_families(method)
+    classes = [method_class(method, f) for f in families]
+    return bool(classes) and all(c is not None and c.changes_weights for c in classes)
 
 
 def erasure_method_check(method: str) -> None:

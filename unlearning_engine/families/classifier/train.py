@@ -24,6 +24,11 @@ DEFAULT_RECIPE = {
 }
 
 
+#: default recipe of a classifier's DP base (DP2 step 1): subject-level DP-SGD, q over subjects
+DP_BASE_RECIPE = {"target_epsilon": 8.0, "epochs": 20, "lr": 1e-2, "sample_rate": 0.1, "max_grad_norm": 1.0,
+                  "privacy_unit": "subject", "max_records_per_unit": 10}
+
+
 def ce_objective(model, batch, _other, _state):
     """Mean cross-entropy of a batch: (loss, batch size, logs) — a shared-loop objective."""
     logits, _ = model(batch["x"])

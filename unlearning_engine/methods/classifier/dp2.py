@@ -14,7 +14,7 @@ from .base import ClassifierMethod
 class ClassifierDP2(ClassifierMethod):
     name = "dp2"
     description = "fine-tune the subject-level DP base on the retain set (D_f never read)"
-    defaults = {"epochs": 4, "lr": 2e-3, "batch_size": 32, "weight_decay": 0.0}
+    defaults = {"epochs": 8, "lr": 3e-3, "batch_size": 32, "weight_decay": 0.0}
     family_defaults = {"tabular_classifier": {"epochs": 10}}
     start_from = "dp_base_dir"
     needs_dp_base_dir = True
