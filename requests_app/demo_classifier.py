@@ -181,7 +181,7 @@ def _table(cmd, job: dict, comparison: dict, method: str, timings: dict) -> list
                          f"{(f'{seconds:.1f}' if seconds is not None else ''):>8}  {verdict}")
         rows.append({"model": label, "metrics": m, "verdict": verdict, "train_seconds": seconds})
     n = (reports.get("unlearned").metrics.get("ua") or {}).get("n") if reports.get("unlearned") else None
-    cmd.stdout.write(f"percent; 95% bootstrap CIs in brackets; forget n = {n}; stage timings (s): "
+    cmd.stdout.write(f"percent; 95% Clopper-Pearson CIs in brackets; forget n = {n}; stage timings (s): "
                      + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     if not rows:
         raise CommandError("no evaluation reports")

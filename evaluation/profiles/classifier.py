@@ -1,9 +1,11 @@
 """The ``classifier`` evaluation profile (DESIGN §11; issue 19 item 4).
 
 Metrics of one classifier on the forget set D_f, the retain set D_r (the manifest's evaluation
-sample) and the test set (the corpus's holdout split, never trained on); percentages (0…100),
-each with a 95 % percentile-bootstrap CI over the examples (:func:`evaluation.stats.bootstrap_mean_ci`)
-and its sample size:
+sample) and the test set (the corpus's holdout split, never trained on); percentages (0…100) of
+per-example 0/1 outcomes, each with its sample size and a 95 % Clopper–Pearson exact binomial
+interval (Clopper & Pearson 1934; ``scipy.stats.binomtest(...).proportion_ci("exact")``) —
+**deviation** from DESIGN §7's bootstrap: a bootstrap of one person's 1–10 outcomes collapses to a
+point (e.g. [100, 100] for n = 1), the exact interval does not:
 
 - ``ua`` (unlearning accuracy) = 100·(1 − acc(D_f)); ``ra`` = 100·acc(D_r); ``ta`` = 100·acc(test)
   (Jia et al., NeurIPS 2023, arXiv 2304.04934, §5 "Unlearning evaluation").
@@ -15,8 +17,8 @@ and its sample size:
   applied to D_f. Features (:func:`svc_mia_features`): ``confidence`` p_y, ``entropy``
   −Σ_j p_j log p_j, ``m_entropy`` (modified entropy, Song & Mittal Eq. 7)
   −(1−p_y)·log p_y − Σ_{j≠y} p_j·log(1−p_j). ``mia_efficacy`` is the confidence attack (the number
-  Unlearn-Sparse reports); the other two are ``mia_entropy`` and ``mia_m_entropy``. The CI resamples
-  D_f with the attack fixed (the attack's own training variance is not in it).
+  Unlearn-Sparse reports); the other two are ``mia_entropy`` and ``mia_m_entropy``. The CI holds
+  nothing of the attack's own training variance.
   ``mia_test_nonmember``: the confidence attack's non-member share on the test set it was trained
   on (in-sample, so optimistic): the MIA reference when no retrained model exists.
 
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..stats import MetricValue, bootstrap_mean_ci
+from ..stats import MetricValue
 
 PROFILE_NAME = "classifier"
 PROFILE_VERSION = 1
@@ -86,12 +88,24 @@ def classifier_profile(bootstrap_resamples: int = 1000, seed: int = 0, family: s
             "mia": {"attack": "SVC (Unlearn-Sparse evaluation/SVC_MIA.py; Song & Mittal 2021)", **SVC_PARAMS,
                     "features": list(MIA_FEATURES), "members": "retain", "non_members": "test (holdout)",
                     "efficacy_feature": "confidence"},
-            "ci": {"method": "percentile bootstrap over examples", "level": 0.95, "resamples": bootstrap_resamples},
+            "ci": {"method": "Clopper-Pearson exact binomial interval over examples", "level": 0.95},
             "seed": seed, "dtype": "fp32 softmax"}
 
 
-def _pct(values, n_resamples: int, seed: int) -> dict:
-    return bootstrap_mean_ci(values, n_resamples=n_resamples, seed=seed, scale=100.0).to_dict()
+def proportion_metric(values) -> dict:
+    """Mean of 0/1 ``values`` × 100 with the 95 % Clopper–Pearson interval (×100), as a MetricValue dict."""
+    from scipy.stats import binomtest
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return MetricValue.undefined("no samples", n=0).to_dict()
+    k = int(round(v.sum()))
+    ci = binomtest(k, int(v.size)).proportion_ci(confidence_level=0.95, method="exact")
+    return MetricValue(value=100.0 * k / v.size, ci95=(100.0 * ci.low, 100.0 * ci.high), n=int(v.size)).to_dict()
+
+
+def _pct(values, _n_resamples: int = 0, _seed: int = 0) -> dict:
+    return proportion_metric(values)
 
 
 def evaluate_classifier(model, *, forget: Sequence, retain: Sequence, test: Sequence, manifest=None,
@@ -118,7 +132,7 @@ def evaluate_classifier(model, *, forget: Sequence, retain: Sequence, test: Sequ
     if all(feats[s] is not None for s in ("forget", "retain", "test")):
         called = svc_mia(feats["retain"], feats["test"], feats["forget"], seed=seed)
         for f, key in zip(MIA_FEATURES, ("mia_efficacy", "mia_entropy", "mia_m_entropy"), strict=True):
-            m = bootstrap_mean_ci(called[f], n_resamples=bootstrap_resamples, seed=seed, scale=100.0).to_dict()
+            m = proportion_metric(called[f])
             m["details"] = {"feature": f, "attack_train_per_class": int(min(len(retain), len(test)))}
             metrics[key] = m
         on_test = svc_mia(feats["retain"], feats["test"], feats["test"], seed=seed)["confidence"]

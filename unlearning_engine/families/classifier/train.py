@@ -25,7 +25,7 @@ DEFAULT_RECIPE = {
 
 
 #: default recipe of a classifier's DP base (DP2 step 1): subject-level DP-SGD, q over subjects
-DP_BASE_RECIPE = {"target_epsilon": 8.0, "epochs": 20, "lr": 1e-2, "sample_rate": 0.1, "max_grad_norm": 1.0,
+DP_BASE_RECIPE = {"target_epsilon": 8.0, "delta": 1e-6, "epochs": 20, "lr": 1e-2, "sample_rate": 0.1, "max_grad_norm": 1.0,
                   "privacy_unit": "subject", "max_records_per_unit": 10}
 
 
