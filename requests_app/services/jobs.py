@@ -38,7 +38,7 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
     """
     from unlearning_engine import available_methods
 
-    if method not in available_methods():
+    if method not in available_methods(None):
         raise ServiceError(f"unknown method '{method}'")
     if not ticket.resolved_record_ids or ticket.target_model_id is None:
         raise ServiceError("the ticket has no approved forget set")
@@ -312,8 +312,8 @@ def erasure_method_check(method: str) -> None:
     """
     from unlearning_engine import available_methods
 
-    if method in available_methods() and not method_changes_weights(method):
-        erasing = ", ".join(m for m in available_methods() if method_changes_weights(m))
+    if method in available_methods(None) and not method_changes_weights(method):
+        erasing = ", ".join(m for m in available_methods(None) if method_changes_weights(m))
         raise ServiceError(
             f"method '{method}' does not change the model's weights (inference-time suppression): it cannot "
             f"fulfil an erasure request and never earns an erasure certificate; choose one of {erasing}, "

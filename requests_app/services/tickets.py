@@ -304,8 +304,8 @@ def ticket_approve(
         raise TransitionError(f"cannot approve a ticket that is '{ticket.status}' (it must be in review)",
                               ticket.status)
     approval_check_people(ticket=ticket, approver=approver)
-    if method not in available_methods():
-        raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
+    if method not in available_methods(None):
+        raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods(None))}")
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
@@ -480,7 +480,7 @@ def ticket_retry(*, ticket: RemovalTicket, actor, method: str | None = None,
 
     previous = ticket.jobs.filter(publish=True).order_by("-id").first()
     method = method or (previous.method if previous else "dp2")
-    if method not in available_methods():
+    if method not in available_methods(None):
         raise ServiceError(f"unknown method '{method}'")
     if ticket.target_model_id is None or not ticket.resolved_record_ids:
         raise ServiceError("the ticket has no approved forget set")

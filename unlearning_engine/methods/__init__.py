@@ -47,8 +47,9 @@ for _cls in (*_REGISTRY.values(), *CLASSIFIER_METHODS):
     register_method(_cls)
 
 
-def available_methods(family: str | None = None) -> list[str]:
-    """Sorted method names (of every family, or only those serving ``family``)."""
+def available_methods(family: str | None = "causal_lm") -> list[str]:
+    """Sorted names of the methods serving ``family`` (default the causal LMs, as before the
+    classifier families; ``None``: every family's)."""
     return sorted(n for n, impls in _IMPLEMENTATIONS.items()
                   if family is None or any(family in c.families for c in impls))
 
@@ -83,7 +84,7 @@ def get_method(name: str, family: str = "causal_lm") -> Method:
     """
     if name not in _IMPLEMENTATIONS:
         raise UnknownMethodError(
-            f"unknown unlearning method {name!r}; available: {available_methods()}") from None
+            f"unknown unlearning method {name!r}; available: {available_methods(None)}") from None
     cls = method_class(name, family)
     if cls is None:
         raise MethodFamilyError(
