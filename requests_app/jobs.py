@@ -147,6 +147,36 @@ def _job_execute(*, job_id: int, worker: str | None) -> str:
     return job.status
 
 
+def _classifier_ulira(model, job, report: dict, work, *, forget, retain, test, hyperparameters) -> None:
+    """Add U-LiRA (``evaluation.profiles.classifier_ulira``) to the unlearned classifier's report:
+    ``settings.CLASSIFIER_ULIRA_SHADOWS`` shadow models (0 = not run; the certificate then says so),
+    each trained with the model's recipe (``training_recipe["methods"]["retrain"]`` over the family
+    default) on D_r plus half the targets and unlearned with the job's method and hyper-parameters."""
+    k = int(settings.CLASSIFIER_ULIRA_SHADOWS)
+    if k <= 0:
+        return
+    from evaluation.profiles.classifier_ulira import profile_entry, ulira_metric
+    from unlearning_engine.families.classifier.model import load_classifier
+    from unlearning_engine.families.classifier.shadows import ShadowPipeline
+    from unlearning_engine.families.classifier.train import DEFAULT_RECIPE
+
+    unlearned = load_classifier(work / "model")
+    recipe = {**DEFAULT_RECIPE[model.family], **(model.training_recipe or {}).get("methods", {}).get("retrain", {})}
+    pipe = ShadowPipeline(unlearned.cfg, work / "ulira", job.method, hyperparameters, recipe=recipe,
+                          dp_recipe=(model.training_recipe or {}).get("dp_base"), needs_dp_base=job.method == "dp2")
+    try:
+        metric = ulira_metric(unlearned, forget=forget, retain=retain, test=test, n_shadows=k, train=pipe.train,
+                              unlearn=pipe.unlearn)
+    except UnlearningInputError as exc:  # a shadow the method refuses: the check is undefined, the job goes on
+        from evaluation.stats import MetricValue
+
+        metric = MetricValue.undefined(f"U-LiRA shadow unlearning failed: {exc}").to_dict()
+    report["metrics"]["ulira_accuracy"] = metric
+    report["profile"]["ulira"] = profile_entry(k, job.method)
+    report["profile"]["metrics"] = [*report["profile"]["metrics"], "ulira_accuracy"]
+    shutil.rmtree(work / "ulira", ignore_errors=True)
+
+
 def _job_run_claimed(job, started: float) -> None:
     model = job.model
     # issue 23: the evaluation manifest is built and validated before any training (ServiceError → FAILED)
@@ -197,6 +227,8 @@ def _job_run_claimed(job, started: float) -> None:
     if model.family != "causal_lm":  # issue 19: the classifier profile's checks, in the same form
         from evaluation.profiles.classifier_verdicts import compute_classifier_verdicts
 
+        _classifier_ulira(model, job, reports["unlearned"][1], work, forget=forget, retain=retain, test=holdout,
+                          hyperparameters=hyperparameters)
         verdicts = compute_classifier_verdicts(reports["unlearned"][1], reports["original"][1], retrained)
         services.job_finish(
             job=job, artifact_uri=uri, weights_sha256=result.weights_sha256, reports=reports, verdicts=verdicts,

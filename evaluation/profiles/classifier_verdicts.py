@@ -12,6 +12,10 @@ Checks (values in percentage points; :class:`ClassifierThresholds`):
    model's MIA-Efficacy, else the share of *test* examples the same attack calls non-member
    (flagged). The attack is re-fitted on each model's outputs (Unlearn-Sparse protocol).
 3. ``ra_utility`` — RA_u ≥ RA_o − ``utility_margin``; 4. ``ta_utility`` — TA_u ≥ TA_o − ``utility_margin``.
+6. ``ulira`` (only when the unlearned report has ``ulira_accuracy``, :mod:`.classifier_ulira`) —
+   U-LiRA accuracy ≤ 50 + ``ulira_margin`` (50 % = chance: the attack cannot tell the method's
+   output from a model that never saw D_f; Hayes et al., arXiv 2403.01218 §4). Three-valued like
+   the gaps: ``fail`` when the CI's lower end exceeds the threshold.
 5. ``average_gap`` (only with a retrained report) — mean over UA, RA, TA, MIA-Efficacy of
    |metric_u − metric_retrained| ≤ ``average_gap_max`` (the "average gap" of Fan et al., ECCV 2024,
    and of Jia et al. 2023 Table 3).
@@ -33,9 +37,13 @@ from ..verdicts import _check, _metric, _ok, _undefined, _why
 
 GAP_METRICS = ("ua", "ra", "ta", "mia_efficacy")
 
+ULIRA_NOT_RUN = ("Membership inference was tested with the SVC attack on confidence, entropy and modified entropy "
+                 "only; U-LiRA (per-example likelihood-ratio tests with shadow models) and white-box attacks were "
+                 "not run.")
+ULIRA_RUN = ("Membership inference was tested with the SVC attack and U-LiRA ({k} shadow models, pooled variances, "
+             "one evaluated model); white-box attacks and U-LiRA with many shadow and target models were not run.")
 NOT_VERIFIED: tuple[str, ...] = (
-    "Membership inference was tested with the SVC attack on confidence, entropy and modified entropy only; "
-    "U-LiRA (per-example likelihood-ratio tests with shadow models) and white-box attacks were not run.",
+    ULIRA_NOT_RUN,
     "The forget set was the requested records only; worst-case forget sets were not evaluated.",
     "Robustness to relearning (fine-tuning the model again on related data) was not tested.",
     "Information about the data subject in retained records or in other sources is not considered "
@@ -51,6 +59,7 @@ class ClassifierThresholds:
     mia_margin: float = 15.0
     utility_margin: float = 3.0
     average_gap_max: float = 5.0
+    ulira_margin: float = 10.0
     inconclusive_blocks: bool = False
 
     def to_dict(self) -> dict:
@@ -102,6 +111,17 @@ def _utility_check(name, label, metric, margin, unlearned, original) -> dict:
                   f"{label}(unlearned) >= {label}(original) {o['value']:.1f} - {margin:g} points", n=u.get("n"))
 
 
+def _ulira_check(m: dict, margin: float) -> dict:
+    thr = 50.0 + margin
+    if not _ok(m):
+        return _undefined("ulira", "<=", _why(m, "unlearned model"), m)
+    v, ci = float(m["value"]), m.get("ci95")
+    status = "pass" if v <= thr else ("fail" if ci and float(ci[0]) > thr else ("inconclusive" if ci else "fail"))
+    return _check("ulira", v, ci, thr, "<=", status != "fail",
+                  f"U-LiRA accuracy {v:.1f}% <= 50% (chance) + {margin:g} points "
+                  f"({(m.get('details') or {}).get('n_shadows', '?')} shadow models)", n=m.get("n"), status=status)
+
+
 def compute_classifier_verdicts(unlearned: dict, original: dict, retrained: dict | None, *,
                                 thresholds: ClassifierThresholds = ClassifierThresholds()) -> dict:
     """Verdicts (module docstring) from :func:`evaluation.profiles.classifier.evaluate_classifier`
@@ -126,6 +146,11 @@ def compute_classifier_verdicts(unlearned: dict, original: dict, retrained: dict
         _utility_check("ra_utility", "RA", "ra", thr.utility_margin, unlearned, original),
         _utility_check("ta_utility", "TA", "ta", thr.utility_margin, unlearned, original),
     ]
+    ulira = _metric(unlearned, "ulira_accuracy")
+    if ulira is not None:
+        checks.append(_ulira_check(ulira, thr.ulira_margin))
+        k = (ulira.get("details") or {}).get("n_shadows", "?")
+        not_verified[0] = ULIRA_RUN.format(k=k)
     gaps = {}
     if retrained is not None:
         best = []

@@ -51,10 +51,15 @@ def test_feature_row_parses_with_content_digest():
 @pytest.mark.django_db(transaction=True)
 def test_demo_tabular_classifier_certifies_and_verifies(tmp_path, settings):
     settings.EVALUATION_RETAIN_SAMPLE_CLASSIFIER = 200
+    settings.CLASSIFIER_ULIRA_SHADOWS = 2
     call_command("demo", family="tabular_classifier", no_comparison=True, out=str(tmp_path), method="ft")
     summary = json.loads((tmp_path / "demo.json").read_text())
     assert summary["ticket"]["status"] == "certified" and summary["certificate_verified_offline"] is True
     cert = json.loads((tmp_path / "certificate.json").read_text())["payload"]
     assert cert["evaluation_profile"]["name"] == "classifier"
     assert cert["evaluation_profile"]["family"] == "tabular_classifier"
-    assert {c["name"] for c in cert["verdicts"]["checks"]} >= {"ua_gap", "mia_gap", "ta_utility", "average_gap"}
+    assert {c["name"] for c in cert["verdicts"]["checks"]} >= {"ua_gap", "mia_gap", "ta_utility", "average_gap", "ulira"}
+    ulira = next(c for c in cert["verdicts"]["checks"] if c["name"] == "ulira")
+    assert ulira["threshold"] == 60.0 and ulira["n"] == 2 and ulira["status"] in ("pass", "inconclusive", "fail")
+    assert cert["evaluation_profile"]["ulira"]["n_shadows"] == 2
+    assert "U-LiRA (2 shadow models" in cert["verdicts"]["not_verified"][0]
