@@ -97,7 +97,8 @@ def fit_shadow_gaussians(phi: np.ndarray, inclusion: np.ndarray) -> ShadowGaussi
     """Fit step 4 of the module docstring: ``phi`` (K, n) shadow statistics, ``inclusion`` (K, n).
 
     Pooled SD per side = sqrt(Σ (φ − μ_i)² / (count − n)) (the within-example variance, n degrees
-    of freedom used by the means), floored at ``MIN_SD``.
+    of freedom used by the means), floored at ``MIN_SD``. With K = 2 (one sample per side) no
+    variance is estimable: both SDs are ``MIN_SD`` and the decision is the nearer mean.
     """
     inc = inclusion.astype(bool)
     k_in, k_out = inc.sum(0), (~inc).sum(0)
