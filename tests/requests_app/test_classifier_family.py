@@ -63,3 +63,28 @@ def test_demo_tabular_classifier_certifies_and_verifies(tmp_path, settings):
     assert ulira["threshold"] == 60.0 and ulira["n"] == 2 and ulira["status"] in ("pass", "inconclusive", "fail")
     assert cert["evaluation_profile"]["ulira"]["n_shadows"] == 2
     assert "U-LiRA (2 shadow models" in cert["verdicts"]["not_verified"][0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["eco", "whp"])
+def test_api_approval_of_an_lm_only_method_for_a_classifier_is_400_naming_the_families(
+        api, forget_subject, target_model, django_capture_on_commit_callbacks, method):
+    """Issue 19 "Done when": a request choosing eco or whp for a classifier gets 400."""
+    import re
+
+    from django.core import mail
+
+    from requests_app.models import RemovalTicket, UnlearningJob
+
+    TargetModel.objects.filter(pk=target_model.pk).update(family="image_classifier")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api("owner").post("/api/v1/tickets/", {"subject_name": forget_subject.display_name}, format="json")
+    tid = r.json()["id"]
+    code = re.search(r" is (\d{6})", mail.outbox[-1].body).group(1)
+    api("owner").post(f"/api/v1/tickets/{tid}/verify-identity/", {"code": code}, format="json")
+    assert api("reviewer").post(f"/api/v1/tickets/{tid}/review/").status_code == 200
+    r = api("approver").post(f"/api/v1/tickets/{tid}/approve/", {"method": method}, format="json")
+    assert r.status_code == 400, r.content
+    detail = r.json()["detail"]
+    assert f"'{method}'" in detail and "causal_lm" in detail and "laf" in detail
+    assert RemovalTicket.objects.get(public_id=tid).status == "in_review" and not UnlearningJob.objects.exists()
