@@ -154,7 +154,8 @@ def _table(cmd, job: dict, comparison: dict, method: str, timings: dict) -> list
                ("retrained (exact)", reports.get("retrained"), timings.get("retrain_reference")),
                (f"{method} (published)", reports.get("unlearned"), (job.get("result") or {}).get("wall_seconds")),
                ("laf (comparison)", cmp_reports.get("unlearned"), (comparison.get("result") or {}).get("wall_seconds"))]
-    header = f"{'model':20} {'UA':>18} {'RA':>18} {'TA':>18} {'MIA-Eff.':>18} {'train s':>8}  verdict"
+    header = (f"{'model':20} {'UA':>18} {'RA':>18} {'TA':>18} {'MIA-Eff.':>18} {'U-LiRA acc.':>18} {'train s':>8}"
+              "  verdict")
     cmd.stdout.write("")
     cmd.stdout.write(header)
     cmd.stdout.write("-" * len(header))
@@ -174,10 +175,15 @@ def _table(cmd, job: dict, comparison: dict, method: str, timings: dict) -> list
         failed = [c["name"] for c in (report.verdicts or {}).get("checks", []) if not c["passed"]]
         if failed:
             verdict += " failed: " + ",".join(failed)
+        unsure = [c["name"] for c in (report.verdicts or {}).get("checks", []) if c.get("status") == "inconclusive"]
+        if unsure:
+            verdict += " inconclusive: " + ",".join(unsure)
         gap = ((report.verdicts or {}).get("gaps") or {}).get("average")
         if gap is not None:
             verdict += f" (avg gap {gap:.2f})"
+        ulira = fmt("ulira_accuracy") if "ulira_accuracy" in m else "not run"
         cmd.stdout.write(f"{label:20} {fmt('ua'):>18} {fmt('ra'):>18} {fmt('ta'):>18} {fmt('mia_efficacy'):>18} "
+                         f"{ulira:>18} "
                          f"{(f'{seconds:.1f}' if seconds is not None else ''):>8}  {verdict}")
         rows.append({"model": label, "metrics": m, "verdict": verdict, "train_seconds": seconds})
     n = (reports.get("unlearned").metrics.get("ua") or {}).get("n") if reports.get("unlearned") else None

@@ -115,3 +115,11 @@ def test_ulira_end_to_end_with_real_shadows_gives_a_bounded_accuracy(tmp_path):
     assert (tmp_path / "shadow-1" / "unlearned-ft" / "model.safetensors").is_file()
     assert ulira_metric(model, forget=forget, retain=retain, test=[], n_shadows=2, train=pipe.train,
                         unlearn=pipe.unlearn)["status"] == "undefined"
+
+
+def test_shadow_dp_kwargs_follow_the_one_batch_rule():
+    from unlearning_engine.families.classifier.shadows import dp_kwargs
+
+    kw = dp_kwargs({"batch_size": 16, "seed": 3, "epochs": 2})
+    assert kw["batch_size"] == 16 and "sample_rate" not in kw and "seed" not in kw and kw["epochs"] == 2
+    assert dp_kwargs(None)["sample_rate"] == 0.1

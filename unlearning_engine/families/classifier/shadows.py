@@ -18,6 +18,17 @@ from .model import ClassifierConfig, build_classifier, load_classifier, save_cla
 from .train import DEFAULT_RECIPE, DP_BASE_RECIPE, train_classifier
 
 
+def dp_kwargs(dp_recipe: dict | None) -> dict:
+    """:data:`DP_BASE_RECIPE` overridden by a model's ``dp_base`` block, with the service's one batch
+    rule (a block giving ``batch_size`` or ``sample_rate`` replaces both) and without seed/device."""
+    dp_recipe = {k: v for k, v in (dp_recipe or {}).items() if k not in ("seed", "device") and v is not None}
+    base = dict(DP_BASE_RECIPE)
+    if "batch_size" in dp_recipe or "sample_rate" in dp_recipe:
+        base.pop("batch_size", None)
+        base.pop("sample_rate", None)
+    return {**base, **dp_recipe}
+
+
 @dataclass
 class ShadowPipeline:
     """Shadow trainer/unlearner under ``work_dir`` (``shadow-<k>/{base,model,dp_base,<method>}``).
@@ -50,7 +61,7 @@ class ShadowPipeline:
             from .dp import train_dp_classifier
 
             train_dp_classifier(root / "base", train_set, root / "dp_base", seed=seed, device=self.device,
-                                **{**DP_BASE_RECIPE, **(self.dp_recipe or {})})
+                                **dp_kwargs(self.dp_recipe))
             world["dp_base_dir"] = str(root / "dp_base")
         return world
 
