@@ -25,6 +25,7 @@ if [ "$MODE" = quick ]; then
   step eval_efficiency $PY bench/eval_efficiency.py --model-dir "$(ls -d "$OUT"/methods/setup-*/target | head -1)" --out "$OUT/eval_efficiency"
   step scalability $PY bench/curves.py scalability --method dp2 --method npo_gd --authors 12 --sizes 1,2 --quick --out "$OUT/curves"
   step sustainability $PY bench/curves.py sustainability --method dp2 --method npo_gd --authors 12 --requests 2 --quick --out "$OUT/curves"
+  step classifiers $PY bench/classifiers.py --seeds 0 --shadows 2 --out "$OUT/classifiers"
   LOAD=(--requests 300 --clients 10 --workers 3)
 else
   step dp2_vs_retrain_tiny $PY bench/dp2_vs_retrain.py --preset tiny --authors 30 --forget 2 --forget 10 --repeats 3 --out "$OUT/methods"
@@ -35,6 +36,7 @@ else
   step eval_efficiency $PY bench/eval_efficiency.py $(for d in "$OUT"/methods/setup-*/target; do echo --model-dir "$d"; done) --out "$OUT/eval_efficiency"
   step sustainability $PY bench/curves.py sustainability --method dp2 --method npo_gd --authors 20 --requests 10 --quick --out "$OUT/curves"
   step scalability $PY bench/curves.py scalability --method dp2 --method npo_gd --authors 40 --sizes 2,10,20 --out "$OUT/curves"
+  step classifiers $PY bench/classifiers.py --seeds 0 1 2 --shadows 4 --out "$OUT/classifiers"
   LOAD=(--requests 1000 --clients 20 --workers 3)
 fi
 if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then

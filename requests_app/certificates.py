@@ -117,7 +117,7 @@ def dp_guarantee(model, k_records: int) -> dict | None:
         reasons.append(f"The achieved epsilon {eps:.4g} exceeds the target {float(target):g}.")
     prov = ledger.get("tokenizer_provenance")
     kind = prov.get("kind") if isinstance(prov, dict) else "unrecorded"
-    if kind not in ("pretrained", "public_corpus"):
+    if kind not in ("pretrained", "public_corpus", "not_applicable"):  # classifiers: no tokenizer (issue 19)
         reasons.append(f"The tokenizer's provenance is '{kind}', not a pre-trained or public-corpus tokenizer: "
                        "data outside the DP mechanism may depend on the private corpus.")
     claimed = not reasons

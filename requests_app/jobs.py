@@ -78,11 +78,21 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def evaluate_artifact(model_dir, *, forget, retain, holdout, manifest=None) -> dict:
-    """Evaluation report (``evaluation.report.evaluate_qa_model``) of the model stored in ``model_dir``,
-    on the splits of ``manifest`` (the report then carries ``manifest_sha256``)."""
+def evaluate_artifact(model_dir, *, forget, retain, holdout, manifest=None, family: str = "causal_lm") -> dict:
+    """Evaluation report of the model stored in ``model_dir`` on the splits of ``manifest`` (the
+    report then carries ``manifest_sha256``): ``evaluation.report.evaluate_qa_model`` for causal LMs,
+    the ``classifier`` profile (``evaluation.profiles.classifier``, holdout = the test set) for the
+    classifier families (DESIGN §11)."""
     from evaluation.report import EvaluationProfile, evaluate_qa_model
     from unlearning_engine.modeling import load_artifact
+
+    if family != "causal_lm":
+        from evaluation.profiles.classifier import evaluate_classifier
+        from unlearning_engine.families.classifier.model import load_classifier
+
+        return evaluate_classifier(load_classifier(model_dir), forget=forget, retain=retain, test=holdout,
+                                   manifest=manifest,
+                                   bootstrap_resamples=settings.EVALUATION_BOOTSTRAP_RESAMPLES_CLASSIFIER)
 
     model, tokenizer = load_artifact(model_dir)
     profile = EvaluationProfile.from_settings(max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS)
@@ -137,6 +147,36 @@ def _job_execute(*, job_id: int, worker: str | None) -> str:
     return job.status
 
 
+def _classifier_ulira(model, job, report: dict, work, *, forget, retain, test, hyperparameters) -> None:
+    """Add U-LiRA (``evaluation.profiles.classifier_ulira``) to the unlearned classifier's report:
+    ``settings.CLASSIFIER_ULIRA_SHADOWS`` shadow models (0 = not run; the certificate then says so),
+    each trained with the model's recipe (``training_recipe["methods"]["retrain"]`` over the family
+    default) on D_r plus half the targets and unlearned with the job's method and hyper-parameters."""
+    k = int(settings.CLASSIFIER_ULIRA_SHADOWS)
+    if k <= 0:
+        return
+    from evaluation.profiles.classifier_ulira import profile_entry, ulira_metric
+    from unlearning_engine.families.classifier.model import load_classifier
+    from unlearning_engine.families.classifier.shadows import ShadowPipeline
+    from unlearning_engine.families.classifier.train import DEFAULT_RECIPE
+
+    unlearned = load_classifier(work / "model")
+    recipe = {**DEFAULT_RECIPE[model.family], **(model.training_recipe or {}).get("methods", {}).get("retrain", {})}
+    pipe = ShadowPipeline(unlearned.cfg, work / "ulira", job.method, hyperparameters, recipe=recipe,
+                          dp_recipe=(model.training_recipe or {}).get("dp_base"), needs_dp_base=job.method == "dp2")
+    try:
+        metric = ulira_metric(unlearned, forget=forget, retain=retain, test=test, n_shadows=k, train=pipe.train,
+                              unlearn=pipe.unlearn)
+    except UnlearningInputError as exc:  # a shadow the method refuses: the check is undefined, the job goes on
+        from evaluation.stats import MetricValue
+
+        metric = MetricValue.undefined(f"U-LiRA shadow unlearning failed: {exc}").to_dict()
+    report["metrics"]["ulira_accuracy"] = metric
+    report["profile"]["ulira"] = profile_entry(k, job.method)
+    report["profile"]["metrics"] = [*report["profile"]["metrics"], "ulira_accuracy"]
+    shutil.rmtree(work / "ulira", ignore_errors=True)
+
+
 def _job_run_claimed(job, started: float) -> None:
     model = job.model
     # issue 23: the evaluation manifest is built and validated before any training (ServiceError → FAILED)
@@ -157,7 +197,7 @@ def _job_run_claimed(job, started: float) -> None:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)  # a re-claimed job keeps its per-epoch checkpoints
     result = run_unlearning(UnlearningRequest(
-        method=job.method, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
+        method=job.method, family=model.family, model_dir=str(source_dir), output_dir=str(work / "model"), forget=forget,
         retain=retain, base_dir=str(base_dir) if base_dir else None,
         dp_base_dir=str(dp_base_dir) if dp_base_dir else None, hyperparameters=hyperparameters,
         seed=0, progress=_progress_writer(job.pk), resume=job.attempts > 1,
@@ -173,7 +213,7 @@ def _job_run_claimed(job, started: float) -> None:
 
     sample = [record_to_example(r) for r in splits.retain_evaluated]
     holdout = [record_to_example(r) for r in splits.holdout]
-    kwargs = dict(forget=forget, retain=sample, holdout=holdout, manifest=manifest)
+    kwargs = dict(forget=forget, retain=sample, holdout=holdout, manifest=manifest, family=model.family)
     reports = {"original": (job.source_version, evaluate_artifact(source_dir, **kwargs))}
     # every exact retrain of this forget set (several training seeds measure the retrain's own
     # variation; evaluation.privleak_reference): "retrained" is the newest, the others "retrained_s<i>"
@@ -184,9 +224,19 @@ def _job_run_claimed(job, started: float) -> None:
 
     from evaluation.verdicts import compute_verdicts
 
+    retrained = reports.get("retrained", (None, None))[1]
+    if model.family != "causal_lm":  # issue 19: the classifier profile's checks, in the same form
+        from evaluation.profiles.classifier_verdicts import compute_classifier_verdicts
+
+        _classifier_ulira(model, job, reports["unlearned"][1], work, forget=forget, retain=retain, test=holdout,
+                          hyperparameters=hyperparameters)
+        verdicts = compute_classifier_verdicts(reports["unlearned"][1], reports["original"][1], retrained)
+        services.job_finish(
+            job=job, artifact_uri=uri, weights_sha256=result.weights_sha256, reports=reports, verdicts=verdicts,
+            device_seconds=round(time.monotonic() - started, 3), certificate_builder=certificate_build)
+        return
     # the retrained report carries its own Min-K% AUC: compute_verdicts takes the PrivLeak reference
     # from it (passing it again as ``reference_auc`` crashed the job when that AUC was 0)
-    retrained = reports.get("retrained", (None, None))[1]
     others = [report for role, (_, report) in reports.items() if role.startswith("retrained_s")]
     verdicts = compute_verdicts(reports["unlearned"][1], reports["original"][1], retrained, reference_auc=None,
                                 retrained_others=others)

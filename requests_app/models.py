@@ -17,9 +17,13 @@ class TrainingCorpus(models.Model):
 
     KIND_QA = "qa"
     KIND_TEXT = "text"
+    KIND_IMAGE = "image"
+    KIND_TABULAR = "tabular"
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    kind = models.CharField(max_length=8, choices=[(KIND_QA, "question/answer"), (KIND_TEXT, "plain text")])
+    kind = models.CharField(max_length=8, choices=[(KIND_QA, "question/answer"), (KIND_TEXT, "plain text"),
+                                                   (KIND_IMAGE, "images (flattened pixels) + label"),
+                                                   (KIND_TABULAR, "feature rows + label")])
     artifact_uri = models.CharField(max_length=500, blank=True)
     content_sha256 = models.CharField(max_length=64)
     record_count = models.PositiveIntegerField(default=0)
@@ -63,6 +67,9 @@ class TrainingRecord(models.Model):
     subject = models.ForeignKey(
         DataSubject, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
     )
+    #: classifier records (issue 19): the feature row (flattened pixels or tabular values) and class label
+    features = models.JSONField(null=True, blank=True)
+    label = models.IntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, db_index=True)
     forgotten_by = models.ForeignKey(
         "UnlearningJob", null=True, blank=True, on_delete=models.PROTECT, related_name="forgotten_records"
@@ -77,11 +84,20 @@ class TrainingRecord(models.Model):
     def __str__(self) -> str:
         return f"{self.corpus_id}/{self.split}/{self.index}"
 
+    @property
+    def has_content(self) -> bool:
+        """False once the record's content (text, QA or features) was purged."""
+        return bool(self.question or self.text or self.features is not None)
+
 
 class TargetModel(models.Model):
     """A registered model family and lineage root, with its DP base and privacy ledger (DESIGN §6)."""
 
+    FAMILY_CHOICES = [("causal_lm", "causal language model"), ("image_classifier", "image classifier"),
+                      ("tabular_classifier", "tabular classifier")]
     name = models.CharField(max_length=200, unique=True)
+    #: model family (DESIGN §11): selects the methods and the evaluation profile
+    family = models.CharField(max_length=24, choices=FAMILY_CHOICES, default="causal_lm")
     architecture = models.CharField(max_length=200)
     tokenizer = models.CharField(max_length=200)
     corpus = models.ForeignKey(TrainingCorpus, on_delete=models.PROTECT, related_name="models")

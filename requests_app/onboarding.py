@@ -104,6 +104,38 @@ def gguf_export(src_dir: Path, gguf_file: str, out_dir: Path) -> Path:
     return out_dir
 
 
+def classifier_artifact_inspect(local_dir: Path, *, family: str, corpus=None) -> dict:
+    """Load a classifier artifact (issue 19) and check it against its family and corpus.
+
+    Checks: the weights load strictly into the config's network; the config's family is ``family``;
+    with ``corpus``, every training record has ``n_features`` features and a label below ``n_classes``
+    (a label outside the class list is refused).
+
+    Raises:
+        OnboardingError: with the first problem.
+    """
+    from unlearning_engine.errors import UnlearningInputError
+    from unlearning_engine.families.classifier.model import load_classifier
+
+    try:
+        model = load_classifier(local_dir)
+    except UnlearningInputError as exc:
+        raise OnboardingError(f"the weights do not load: {exc}") from exc
+    cfg = model.cfg
+    if cfg.family != family:
+        raise OnboardingError(f"the artifact is a {cfg.family} (classifier.json), not a {family}")
+    if corpus is not None:
+        for rec in corpus.records.filter(split="train").only("index", "features", "label").iterator(chunk_size=2000):
+            if rec.features is None or len(rec.features) != cfg.n_features:
+                raise OnboardingError(f"training record {rec.index} has {0 if rec.features is None else len(rec.features)} "
+                                      f"features; the model takes {cfg.n_features}")
+            if not 0 <= int(rec.label) < cfg.n_classes:
+                raise OnboardingError(f"training record {rec.index} has label {rec.label}, outside the model's "
+                                      f"{cfg.n_classes} classes")
+    return {"architecture": f"{cfg.arch}:{cfg.family}", "parameters": sum(p.numel() for p in model.parameters()),
+            "vocab_size": cfg.n_classes, "tokenizer": "none (classifier)"}
+
+
 def model_artifact_inspect(local_dir: Path, *, vocab_like: dict | None = None) -> dict:
     """Load the artifact and check its tokenizer against the model's vocabulary.
 
@@ -139,7 +171,7 @@ def model_artifact_inspect(local_dir: Path, *, vocab_like: dict | None = None) -
 
 
 def model_artifact_import(uri: str, expected_sha256: str, *, key: str, gguf_file: str = "",
-                          vocab_like: dict | None = None) -> dict:
+                          vocab_like: dict | None = None, family: str = "causal_lm", corpus=None) -> dict:
     """Verify, inspect and copy an artifact into the store under ``key``.
 
     ``expected_sha256`` is the sha256 of ``model.safetensors`` (or of the GGUF file with
@@ -165,7 +197,8 @@ def model_artifact_import(uri: str, expected_sha256: str, *, key: str, gguf_file
             raise OnboardingError(f"sha256 mismatch for {uri}/{weights.name}: {actual} != given {expected}")
         if gguf_file:
             src = gguf_export(src, gguf_file, tmp / "export")
-        info = model_artifact_inspect(src, vocab_like=vocab_like)
+        info = (model_artifact_inspect(src, vocab_like=vocab_like) if family == "causal_lm"
+                else classifier_artifact_inspect(src, family=family, corpus=corpus))
         stage = tmp / "stage"
         shutil.copytree(src, stage, ignore=shutil.ignore_patterns(MANIFEST, "*.gguf"))
         info["uri"] = artifact_store().put_dir(stage, key)

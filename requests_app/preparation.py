@@ -83,11 +83,13 @@ def dp_base_train(base_dir, examples: list, out_dir, *, recipe: dict, progress=N
 
 
 def _recipe_with_dp_defaults(model: TargetModel, params: dict) -> dict:
+    from unlearning_engine.families.classifier.train import DP_BASE_RECIPE
     from unlearning_engine.modeling import DEMO_RECIPE
 
     recipe = dict(model.training_recipe or {})
     merged: dict = {}
-    for layer in (DEMO_RECIPE["dp_base"], recipe.get("dp_base") or {}, params.get("dp_base") or {}):
+    defaults = DEMO_RECIPE["dp_base"] if model.family == "causal_lm" else DP_BASE_RECIPE
+    for layer in (defaults, recipe.get("dp_base") or {}, params.get("dp_base") or {}):
         if "batch_size" in layer or "sample_rate" in layer:  # one batch rule: a later layer's wins whole
             merged.pop("batch_size", None)
             merged.pop("sample_rate", None)
@@ -213,8 +215,14 @@ def _run_dp_base(job: PreparationJob, started: float) -> None:
     recipe = _recipe_with_dp_defaults(model, job.params)
     work = settings.JOB_WORK_DIR / f"prep-{job.public_id}"
     shutil.rmtree(work, ignore_errors=True)
-    ledger = dp_base_train(base_dir, examples, work / "dp_base", recipe=recipe,
-                           progress=_progress_writer(job.pk, "dp_train"))
+    if model.family == "causal_lm":
+        ledger = dp_base_train(base_dir, examples, work / "dp_base", recipe=recipe,
+                               progress=_progress_writer(job.pk, "dp_train"))
+    else:  # classifier families (issue 19): same mechanism and ledger, cross-entropy per example
+        from unlearning_engine.families.classifier.dp import train_dp_classifier
+
+        ledger = train_dp_classifier(base_dir, examples, work / "dp_base", seed=int(recipe.get("seed", 0)),
+                                     progress=_progress_writer(job.pk, "dp_train"), **dp_base_kwargs(recipe["dp_base"]))
     uri = artifact_store().put_dir(work / "dp_base", f"models/{model.name}/dp_base/{job.public_id.hex[:12]}")
     shutil.rmtree(work, ignore_errors=True)
     ledger_dict = ledger.to_dict()
@@ -247,7 +255,7 @@ def reference_train(model: TargetModel, forget_records: list, retain: list, *, h
     source_dir = artifact_fetch_verified(source.artifact_uri, source.weights_sha256)
     base_dir = artifact_fetch_verified(model.base_artifact_uri, model.base_sha256)
     result = run_unlearning(UnlearningRequest(
-        method="retrain", model_dir=str(source_dir), output_dir=str(work / "model"),
+        method="retrain", family=model.family, model_dir=str(source_dir), output_dir=str(work / "model"),
         forget=[record_to_example(r) for r in forget_records], retain=retain, base_dir=str(base_dir),
         hyperparameters={**(model.training_recipe or {}).get("methods", {}).get("retrain", {}),
                          **(hyperparameters or {})},
@@ -260,7 +268,7 @@ def reference_train(model: TargetModel, forget_records: list, retain: list, *, h
 def _run_reference(job: PreparationJob, started: float) -> None:
     model, p = job.model, job.params
     forget_records = list(TrainingRecord.objects.filter(pk__in=p["record_ids"]).order_by("pk"))
-    if not forget_records or any(not (r.question or r.text) for r in forget_records):
+    if not forget_records or any(not r.has_content for r in forget_records):
         raise services.ServiceError("the forget set is empty or its text was purged")
     _, retain = _examples(model, exclude_ids=p["record_ids"])
     work = Path(settings.JOB_WORK_DIR) / f"prep-{job.public_id}"

@@ -205,6 +205,14 @@ JOB_HEARTBEAT_TIMEOUT = env.float("JOB_HEARTBEAT_TIMEOUT", default=120.0)
 JOB_QUEUED_RESEND_SECONDS = env.float("JOB_QUEUED_RESEND_SECONDS", default=900.0)
 EVALUATION_RETAIN_SAMPLE = env.int("EVALUATION_RETAIN_SAMPLE", default=40)
 EVALUATION_MAX_NEW_TOKENS = env.int("EVALUATION_MAX_NEW_TOKENS", default=48)
+# classifier families (issue 19): retain examples evaluated (RA and the SVC attack's members) and bootstrap resamples
+EVALUATION_RETAIN_SAMPLE_CLASSIFIER = env.int("EVALUATION_RETAIN_SAMPLE_CLASSIFIER", default=500)
+EVALUATION_BOOTSTRAP_RESAMPLES_CLASSIFIER = env.int("EVALUATION_BOOTSTRAP_RESAMPLES_CLASSIFIER", default=1000)
+# U-LiRA shadow models per classifier job (issue 19; even, >= 2; 0 = not run). Each shadow trains the
+# model's recipe and runs the job's method (digits CNN: about 4 s each on 2 CPU cores; dp2 adds a DP base)
+CLASSIFIER_ULIRA_SHADOWS = env.int("CLASSIFIER_ULIRA_SHADOWS", default=4)
+# image corpora (issue 19): largest accepted image, width x height pixels, checked before decoding
+CORPUS_IMAGE_MAX_PIXELS = env.int("CORPUS_IMAGE_MAX_PIXELS", default=1_000_000)
 FORGET_TEXT_RETENTION_DAYS = env.int("FORGET_TEXT_RETENTION_DAYS", default=30)
 # DP claim policy (issue 12): a per-subject bound above these is stated as "no meaningful DP guarantee"
 DP_POLICY_MAX_EPSILON = env.float("DP_POLICY_MAX_EPSILON", default=10.0)

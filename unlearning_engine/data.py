@@ -112,7 +112,11 @@ def normalise_text(text: str) -> str:
 
 
 def text_digest(ex: Example) -> str:
-    """sha256 (hex) of :func:`normalise_text` of the record's :func:`format_example` text (UTF-8)."""
+    """sha256 (hex) of :func:`normalise_text` of the record's :func:`format_example` text (UTF-8).
+    A classifier record (:class:`~unlearning_engine.families.classifier.data.LabeledExample`) has
+    no text: its content digest (features and label) stands in."""
+    if hasattr(ex, "content_digest"):
+        return ex.content_digest()
     return hashlib.sha256(normalise_text(format_example(ex)).encode("utf-8")).hexdigest()
 
 

@@ -131,7 +131,7 @@ def _chunks(sampled: list[list[int]], per_chunk: int, rows_of) -> list[list[list
 
 def clipped_unit_sum(gsm, params: list[torch.nn.Parameter], batch: dict[str, torch.Tensor],
                      unit_index: torch.Tensor, weights: torch.Tensor, n_units: int,
-                     max_grad_norm: float) -> tuple[list[torch.Tensor], torch.Tensor, float, int]:
+                     max_grad_norm: float, per_example_loss=None) -> tuple[list[torch.Tensor], torch.Tensor, float, int]:
     """Σ_u clip_C(Σ_i w_i ∇ℓ_i over the rows i of unit u) for one physical batch.
 
     Args:
@@ -139,11 +139,14 @@ def clipped_unit_sum(gsm, params: list[torch.nn.Parameter], batch: dict[str, tor
         batch: :func:`~unlearning_engine.training.collate` output on the model's device, B rows.
         unit_index: (B,) int64, the unit (0 … n_units−1) of each row.
         weights: (B,) fp32, w_i (1/|S_u| for the mean over a unit's records, 1 for packed rows).
+        per_example_loss: ``(module, batch) -> (B,)`` per-row losses; default the causal-LM
+            :func:`~unlearning_engine.training.per_example_nll` (other families, e.g. classifiers,
+            pass their cross-entropy; the count returned is then the number of rows).
     Returns:
         (per-parameter clipped sums, (n_units,) unclipped unit-gradient norms, summed row loss,
         supervised tokens).
     """
-    losses = per_example_nll(gsm, batch)
+    losses = (per_example_loss or per_example_nll)(gsm, batch)
     with warnings.catch_warnings():
         # torch warns "Full backward hook is firing ... since no inputs require gradients" for a
         # hooked module none of whose inputs requires grad: the trainable nn.Embedding (its input
@@ -172,14 +175,19 @@ def clipped_unit_sum(gsm, params: list[torch.nn.Parameter], batch: dict[str, tor
     norms = sq.sqrt()
     factor = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
     sums = [torch.einsum("u,u...->...", factor.to(g.dtype), g) for g in unit_grads]
-    ntok = int((batch["labels"][:, 1:] != -100).sum())
+    ntok = (int((batch["labels"][:, 1:] != -100).sum()) if per_example_loss is None
+            else int(losses.numel()))
     return sums, norms.detach(), float(losses.detach().sum()), ntok
 
 
 def unit_step_gradient(gsm, params, enc: Sequence[EncodedExample], sampled: list[list[int]], *,
                        pad_id: int, unit_gradient: str, max_physical_batch_size: int,
-                       max_grad_norm: float, device: torch.device):
+                       max_grad_norm: float, device: torch.device, collate_fn=None,
+                       per_example_loss=None):
     """Clipped per-unit gradient sum of one step (no noise) over physical batches.
+
+    ``collate_fn``/``per_example_loss``: batch builder and per-row loss of another model family
+    (default: the causal-LM :func:`~unlearning_engine.training.collate` / per-example NLL).
 
     Returns (per-parameter sums, mean record loss or NaN, supervised tokens, records used).
     """
@@ -196,10 +204,10 @@ def unit_step_gradient(gsm, params, enc: Sequence[EncodedExample], sampled: list
             items = [enc[i] for u in chunk for i in u]
             uidx = [k for k, u in enumerate(chunk) for _ in u]
             w = [1.0 / len(u) for u in chunk for _ in u]
-        batch = {k: v.to(device) for k, v in collate(items, pad_id).items()}
+        batch = {k: v.to(device) for k, v in (collate_fn or collate)(items, pad_id).items()}
         s, _, lsum, nt = clipped_unit_sum(
             gsm, params, batch, torch.tensor(uidx, device=device),
-            torch.tensor(w, device=device), len(chunk), max_grad_norm)
+            torch.tensor(w, device=device), len(chunk), max_grad_norm, per_example_loss)
         for acc, x in zip(sums, s, strict=True):
             acc += x
         loss_sum += lsum

@@ -20,6 +20,11 @@ class UnknownMethodError(UnlearningInputError):
     """The requested unlearning method is not registered (see ``available_methods()``)."""
 
 
+class MethodFamilyError(UnlearningInputError):
+    """The method exists but does not serve the target model's family (DESIGN §11); the message
+    names the families it supports."""
+
+
 class PrivacyBudgetError(UnlearningError, RuntimeError):
     """The achieved ε recomputed by the accountant exceeds the target ε (never certify then)."""
 

@@ -160,7 +160,8 @@ def run_loop(model, pad_id: int, drive: Sequence[EncodedExample], other: Sequenc
              params: list[torch.nn.Parameter] | None = None,
              on_epoch_start: Callable[[LoopState], None] | None = None,
              after_step: Callable[[LoopState], None] | None = None,
-             forget_for_stop: Sequence[EncodedExample] | None = None) -> LoopStats:
+             forget_for_stop: Sequence[EncodedExample] | None = None,
+             collate_fn: Callable | None = None) -> LoopStats:
     """Train ``model`` in place on ``loss_fn`` (see module docstring); leaves it in eval mode.
 
     ``params``: the parameters to optimise (default: those with ``requires_grad``; with LoRA the
@@ -168,8 +169,11 @@ def run_loop(model, pad_id: int, drive: Sequence[EncodedExample], other: Sequenc
     RNG states; ``cfg.resume`` restarts after the last checkpoint whose ``fingerprint`` matches
     (a finished run is not trained again). ``forget_for_stop``: the forget records whose mean NLL
     is measured after each epoch when ``cfg.stop_forget_nll`` is set; training stops once it is
-    ≥ the target.
+    ≥ the target. ``collate_fn(items, pad_id) -> dict of tensors`` builds a batch (default: the
+    causal-LM :func:`~unlearning_engine.training.collate`; other model families pass their own, e.g.
+    stacked feature/label tensors, and ``pad_id`` is then ignored).
     """
+    collate_fn = collate_fn or collate
     if not drive:
         raise ValueError("run_loop: nothing to train on")
     if cfg.pair and not other:
@@ -222,11 +226,11 @@ def run_loop(model, pad_id: int, drive: Sequence[EncodedExample], other: Sequenc
         for idx in batches_for_epoch(len(drive), bs, g):
             if stats.steps >= total:
                 break  # step budget (cfg.max_steps) reached inside this epoch
-            db = to_device(collate([drive[i] for i in idx], pad_id), dev)
+            db = to_device(collate_fn([drive[i] for i in idx], pad_id), dev)
             ob = None
             if cfg.pair:
                 oidx = torch.randint(len(other), (bs,), generator=g).tolist()
-                ob = to_device(collate([other[i] for i in oidx], pad_id), dev)
+                ob = to_device(collate_fn([other[i] for i in oidx], pad_id), dev)
             with _autocast(dev, cfg.mixed_precision):
                 loss, n_tok, logs = loss_fn(model, db, ob, state)
             opt.zero_grad(set_to_none=True)

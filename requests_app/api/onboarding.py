@@ -41,6 +41,18 @@ def _truthy(value) -> bool:
     return str(value or "").lower() in ("1", "true", "yes")
 
 
+def _corpus_convert(v: dict, out) -> dict:
+    """Convert an ``image_archive`` or ``csv`` upload into JSONL in ``out`` (services.corpus_formats)."""
+    from ..services import corpus_formats as cf
+
+    classes = cf.parse_classes(v.get("classes"))
+    if v["format"] == "csv":
+        return cf.csv_to_jsonl(v["file"], out, classes=classes)
+    return cf.image_archive_to_jsonl(v["file"], out, classes=classes, manifest_file=v.get("manifest"),
+                                     resize=cf.parse_resize(v.get("resize")), mode=v.get("mode") or "L",
+                                     max_pixels=settings.CORPUS_IMAGE_MAX_PIXELS)
+
+
 class CorpusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Training corpora. ``POST`` validates the JSONL (a report) and, unless ``dry_run``, queues its ingestion."""
 
@@ -64,12 +76,18 @@ class CorpusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         dry = _truthy(request.query_params.get("dry_run") or request.data.get("dry_run"))
         if not dry and TrainingCorpus.objects.filter(name=v["name"]).exists():
             return Response({"detail": f"a corpus named '{v['name']}' already exists"}, status=400)
+        conversion = None
         with tempfile.NamedTemporaryFile(dir=settings.VAR_DIR, suffix=".jsonl") as tmp:
             if v.get("file") is not None:  # validated from a local copy; stored only when accepted
-                for chunk in v["file"].chunks():
-                    tmp.write(chunk)
+                if v.get("format", "jsonl") == "jsonl":
+                    for chunk in v["file"].chunks():
+                        tmp.write(chunk)
+                else:  # issue 19: image archive / CSV → feature-row JSONL (ServiceError → 400 naming the line)
+                    conversion = _corpus_convert(v, tmp)
                 tmp.flush()
                 report = services.corpus_validate(Path(tmp.name).as_uri())
+                if conversion:
+                    report["conversion"] = conversion
             else:
                 uri = services.corpus_source_check(v["source_uri"])
                 report = services.corpus_validate(uri)
@@ -112,7 +130,7 @@ class TargetModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             actor=request.user, name=v["name"], corpus=corpus, artifact_uri=v["artifact_uri"],
             weights_sha256=v["weights_sha256"], gguf_file=v["gguf_file"], base_artifact_uri=v["base_artifact_uri"],
             base_sha256=v["base_sha256"], base_gguf_file=v["base_gguf_file"],
-            training_recipe=v["training_recipe"], reference_policy=v["reference_policy"])
+            training_recipe=v["training_recipe"], reference_policy=v["reference_policy"], family=v["family"])
         return Response(s.TargetModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: s.ModelVersionSerializer(many=True)})

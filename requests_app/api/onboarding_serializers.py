@@ -17,11 +17,21 @@ class CorpusCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     source_uri = serializers.CharField(required=False, allow_blank=True, max_length=1000,
                                        help_text="s3://bucket/key.jsonl, or (embedded mode) a local path")
-    file = serializers.FileField(required=False, help_text="JSONL upload (multipart) instead of source_uri")
+    file = serializers.FileField(required=False, help_text="upload (multipart) instead of source_uri: JSONL, or "
+                                 "with format=image_archive a zip/tar of PNG/JPEG + manifest, with format=csv a CSV")
+    format = serializers.ChoiceField(choices=["jsonl", "image_archive", "csv"], required=False, default="jsonl")
+    classes = serializers.CharField(required=False, allow_blank=True, default="",
+                                    help_text="class list (JSON list or comma-separated); required for image_archive")
+    resize = serializers.CharField(required=False, allow_blank=True, default="", help_text="WIDTHxHEIGHT, e.g. 8x8")
+    mode = serializers.ChoiceField(choices=["L", "RGB"], required=False, default="L")
+    manifest = serializers.FileField(required=False, help_text="image_archive: the JSONL manifest, when not in "
+                                     "the archive as manifest.jsonl")
 
     def validate(self, attrs):
         if bool(attrs.get("source_uri")) == bool(attrs.get("file")):
             raise serializers.ValidationError("give exactly one of 'file' (upload) or 'source_uri'")
+        if attrs.get("format", "jsonl") != "jsonl" and not attrs.get("file"):
+            raise serializers.ValidationError(f"format '{attrs['format']}' needs an uploaded 'file'")
         return attrs
 
 
@@ -57,6 +67,8 @@ class ModelCreateSerializer(serializers.Serializer):
     training_recipe = serializers.JSONField(required=False, default=dict, validators=[_object])
     reference_policy = serializers.ChoiceField(choices=["none", "per_request", "calibration_only"],
                                                default="per_request")
+    family = serializers.ChoiceField(choices=["causal_lm", "image_classifier", "tabular_classifier"],
+                                     default="causal_lm", help_text="model family (DESIGN §11)")
 
 
 class PrepareSerializer(serializers.Serializer):
@@ -136,7 +148,7 @@ class TargetModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TargetModel
-        fields = ["id", "name", "architecture", "tokenizer", "corpus", "training_recipe", "base_artifact_uri",
+        fields = ["id", "name", "family", "architecture", "tokenizer", "corpus", "training_recipe", "base_artifact_uri",
                   "base_sha256", "dp_base_artifact_uri", "dp_base_sha256", "privacy_ledger", "reference_policy",
                   "serving_version", "dp2_available", "created_at"]
 

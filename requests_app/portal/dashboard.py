@@ -59,10 +59,18 @@ def _roles_context(user) -> dict:
     return {"can_review": _has(user, REVIEWER, APPROVER), "can_approve": _has(user, APPROVER)}
 
 
-def _erasing_methods() -> list[str]:
+def _family(ticket) -> str:
+    """The model family of the ticket's target model (the default model's; causal_lm without one)."""
+    model = ticket.target_model or selectors.model_default()
+    return getattr(model, "family", None) or "causal_lm"
+
+
+def _erasing_methods(ticket) -> list[str]:
+    """Methods that change the weights and serve the ticket's model family (DESIGN §11, issue 19)."""
     from unlearning_engine import available_methods
 
-    return [m for m in available_methods() if services.method_changes_weights(m)]
+    family = _family(ticket)
+    return [m for m in available_methods(family) if services.method_changes_weights(m, family)]
 
 
 def method_options(ticket, form) -> dict:
@@ -74,6 +82,7 @@ def method_options(ticket, form) -> dict:
     from unlearning_engine import available_methods
 
     model = ticket.target_model or selectors.model_default()
+    family = _family(ticket)
     past = {}
     if model is not None:
         past = {row["method"]: row for row in UnlearningJob.objects.filter(
@@ -83,10 +92,10 @@ def method_options(ticket, form) -> dict:
     for widget in form["method"].subwidgets:
         name = widget.data["value"]
         rows.append({"widget": widget, "name": name, "label": labels.method_label(name),
-                     "description": labels.method_description(name), "certifies": True,
+                     "description": labels.method_description(name, family), "certifies": True,
                      "mean_seconds": (past.get(name) or {}).get("mean"), "n_jobs": (past.get(name) or {}).get("n", 0)})
-    not_offered = [{"name": m, "label": labels.method_label(m), "description": labels.method_description(m)}
-                   for m in available_methods() if not services.method_changes_weights(m)]
+    not_offered = [{"name": m, "label": labels.method_label(m), "description": labels.method_description(m, family)}
+                   for m in available_methods(family) if not services.method_changes_weights(m, family)]
     return {"rows": rows, "not_offered": not_offered, "model": model}
 
 
@@ -114,7 +123,7 @@ def _detail_context(request, ticket, *, approve_form=None, deny_form=None, no_da
         ctx["no_data_form"] = no_data_form or staff_forms.NoDataForm()
     if ticket.status == TicketStatus.IN_REVIEW and ticket.subject_id is not None:
         readonly = not legal  # auditors and operators see it read-only
-        approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(), records=records,
+        approve_form = approve_form or forms.ApproveForm(methods=_erasing_methods(ticket), records=records,
                                                          readonly=readonly)
         ctx["methods"] = method_options(ticket, approve_form)
         ctx["readonly"] = readonly
@@ -183,7 +192,7 @@ def request_approve(request, public_id):
                        % {"status": status_label(ticket.status)})
         return redirect("portal:dashboard_request", public_id=ticket.public_id)
     records = selectors.ticket_resolution(ticket=ticket)
-    form = forms.ApproveForm(request.POST, methods=_erasing_methods(), records=records)
+    form = forms.ApproveForm(request.POST, methods=_erasing_methods(ticket), records=records)
     if form.is_valid():
         try:
             with jobs_off_request():  # embedded mode: the job runs on the embedded worker (issue 21 item 7)

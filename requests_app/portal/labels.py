@@ -65,6 +65,10 @@ METHOD_NAMES = {
     "whp": _("Who's Harry Potter (generic-label fine-tune)"),
     "l1_sparse": _("ℓ1-sparse fine-tune"),
     "eco": _("ECO prompt suppression (weights unchanged)"),
+    "ft": _("Fine-tune on the kept data"),
+    "rl": _("Random labels on the forgotten records"),
+    "laf": _("Label-agnostic forgetting (LAF, no labels)"),
+    "laf_r": _("LAF, then refit the head with a few labels"),
 }
 
 LEDGER_KEYS = {
@@ -102,11 +106,12 @@ def method_label(name: str) -> str:
     return str(METHOD_NAMES.get(name, name or "—"))
 
 
-def method_description(name: str) -> str:
-    """The registry's one-line description (``Method.description``), or ""."""
-    from unlearning_engine.methods import _REGISTRY
+def method_description(name: str, family: str = "causal_lm") -> str:
+    """The registry's one-line description (``Method.description``) of the implementation for
+    ``family`` (else the method's first one), or ""."""
+    from unlearning_engine.methods import method_class, method_families
 
-    cls = _REGISTRY.get(name)
+    cls = method_class(name, family) or next((method_class(name, f) for f in method_families(name)), None)
     return cls.description if cls else ""
 
 

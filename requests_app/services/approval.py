@@ -173,10 +173,13 @@ def hyperparameters_check(*, model: TargetModel, method: str, hyperparameters: d
     from unlearning_engine import get_method
     from unlearning_engine.errors import UnlearningInputError
 
+    from .target_models import model_family_check
+
     if hyperparameters is not None and not isinstance(hyperparameters, dict):
         raise ServiceError("hyperparameters must be a JSON object")
+    model_family_check(model, method)  # issue 19: a method of another family is refused first, by name
     recipe = (model.training_recipe or {}).get("methods", {}).get(method, {})
     try:
-        return get_method(method).resolve_hyperparameters({**recipe, **(hyperparameters or {})})
+        return get_method(method, model.family).resolve_hyperparameters({**recipe, **(hyperparameters or {})})
     except UnlearningInputError as exc:
         raise ServiceError(f"invalid hyper-parameters for method '{method}': {exc}") from exc

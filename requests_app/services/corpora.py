@@ -173,6 +173,9 @@ def corpus_parse_line(raw: bytes) -> dict | None:
         raise ValueError(f"not valid JSON ({exc.msg})") from exc
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
+    common = _common_fields(obj)
+    if "features" in obj or "label" in obj:
+        return {**_feature_fields(obj), **common}
     text, q, a = _text_field(obj, "text"), _text_field(obj, "question"), _text_field(obj, "answer")
     if text.strip() and (q or a):
         raise ValueError("a record has either 'text' or 'question'/'answer', not both")
@@ -184,6 +187,10 @@ def corpus_parse_line(raw: bytes) -> dict | None:
         raise ValueError("question and answer must both be non-empty")
     else:
         raise ValueError("record without text: needs a non-empty 'text' or 'question' and 'answer'")
+    return {"kind": kind, "text": text, "question": q, "answer": a, "features": None, "label": None, **common}
+
+
+def _common_fields(obj: dict) -> dict:
     split = obj.get("split") or TrainingRecord.SPLIT_TRAIN
     if split not in (TrainingRecord.SPLIT_TRAIN, TrainingRecord.SPLIT_HOLDOUT):
         raise ValueError(f"split must be 'train' or 'holdout', not {split!r}")
@@ -193,10 +200,32 @@ def corpus_parse_line(raw: bytes) -> dict | None:
     sid = obj.get("subject_id")
     if sid is not None and not isinstance(sid, (str, int)):
         raise ValueError("'subject_id' must be a string or an integer")
-    return {"kind": kind, "text": text, "question": q, "answer": a, "split": split,
-            "subject_id": str(sid).strip() if sid is not None and str(sid).strip() else "",
+    return {"split": split, "subject_id": str(sid).strip() if sid is not None and str(sid).strip() else "",
             "subject_name": _text_field(obj, "subject_name").strip(), "aliases": [x.strip() for x in aliases if x.strip()],
             "email": _text_field(obj, "email").strip()}
+
+
+def _feature_fields(obj: dict) -> dict:
+    """A classifier record (issue 19): ``features`` (a non-empty list of finite numbers: an image's
+    flattened pixels or a tabular row), ``label`` (an integer class >= 0), optional ``kind``
+    (``"image"`` or ``"tabular"``, default tabular). Raises ValueError naming the problem."""
+    import math
+
+    from unlearning_engine.families.classifier.data import record_content_sha256
+
+    feats, label = obj.get("features"), obj.get("label")
+    if not isinstance(feats, list) or not feats:
+        raise ValueError("'features' must be a non-empty list of numbers")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in feats):
+        raise ValueError("'features' must hold finite numbers only")
+    if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+        raise ValueError(f"'label' must be an integer class >= 0, not {label!r}")
+    kind = obj.get("kind") or TrainingCorpus.KIND_TABULAR
+    if kind not in (TrainingCorpus.KIND_IMAGE, TrainingCorpus.KIND_TABULAR):
+        raise ValueError(f"a feature record's kind must be 'image' or 'tabular', not {kind!r}")
+    feats = [float(v) for v in feats]
+    return {"kind": kind, "text": "", "question": "", "answer": "", "features": feats, "label": label,
+            "sha256": record_content_sha256(feats, label)}
 
 
 def _subject_key(rec: dict) -> str:
@@ -240,7 +269,13 @@ class _Validator:
                 return False
         from ..ingestion import record_sha256
 
-        digest = record_sha256(text=rec["text"], question=rec["question"], answer=rec["answer"])
+        if rec.get("features") is not None:
+            width = self.report.setdefault("n_features", len(rec["features"]))
+            if len(rec["features"]) != width:
+                self.error(lineno, f"a record with {len(rec['features'])} features in a corpus of {width}-feature "
+                                   "records (mixed sizes: resize before ingesting)")
+                return False
+        digest = rec.get("sha256") or record_sha256(text=rec["text"], question=rec["question"], answer=rec["answer"])
         rec["sha256"] = digest
         if digest in self.seen:
             r["duplicate_texts"] += 1
@@ -400,7 +435,9 @@ def corpus_ingest_apply(*, name: str, source_uri: str, description: str = "", ac
             batch.append(TrainingRecord(
                 corpus=corpus, split=rec["split"], index=index[rec["split"]], text=rec["text"],
                 question=rec["question"], answer=rec["answer"], subject=_subject_for(rec, subjects),
-                sha256=record_sha256(text=rec["text"], question=rec["question"], answer=rec["answer"]),
+                features=rec.get("features"), label=rec.get("label"),
+                sha256=rec.get("sha256") or record_sha256(text=rec["text"], question=rec["question"],
+                                                          answer=rec["answer"]),
             ))
             index[rec["split"]] += 1
             if len(batch) >= BATCH:

@@ -32,7 +32,7 @@ def evidence_purge_expired(*, now=None) -> int:
             RemovalTicket.objects.filter(pk=ticket.pk).update(evidence_ciphertext="", evidence_purged_at=now)
             records = TrainingRecord.objects.filter(pk__in=ticket.resolved_record_ids, text_purged_at__isnull=True,
                                                     forgotten_by__isnull=False)
-            n = records.update(text="", question="", answer="", text_purged_at=now)
+            n = records.update(text="", question="", answer="", features=None, text_purged_at=now)
             audit_event_record(actor="system", verb="ticket.evidence_purged", obj=ticket,
                                after={"records_purged": n, "evidence_sha256": ticket.evidence_sha256})
             purged += 1

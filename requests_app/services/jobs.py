@@ -38,7 +38,7 @@ def job_create_comparison(*, ticket: RemovalTicket, actor, method: str, hyperpar
     """
     from unlearning_engine import available_methods
 
-    if method not in available_methods():
+    if method not in available_methods(None):
         raise ServiceError(f"unknown method '{method}'")
     if not ticket.resolved_record_ids or ticket.target_model_id is None:
         raise ServiceError("the ticket has no approved forget set")
@@ -288,13 +288,15 @@ def job_fail(*, job: UnlearningJob, reason: str) -> UnlearningJob:
     return job
 
 
-def method_changes_weights(method: str) -> bool:
+def method_changes_weights(method: str, family: str | None = None) -> bool:
     """Whether the engine's method ``method`` declares that it changes the weights
-    (``Method.changes_weights``, DESIGN §5; ``eco`` does not). Unknown methods: False."""
-    from unlearning_engine.methods import _REGISTRY
+    (``Method.changes_weights``, DESIGN §5; ``eco`` does not), for ``family`` or (None) for every
+    family it serves (DESIGN §11). Unknown methods: False."""
+    from unlearning_engine.methods import method_class, method_families
 
-    cls = _REGISTRY.get(method)
-    return bool(cls is not None and cls.changes_weights)
+    families = [family] if family else method_families(method)
+    classes = [method_class(method, f) for f in families]
+    return bool(classes) and all(c is not None and c.changes_weights for c in classes)
 
 
 def erasure_method_check(method: str) -> None:
@@ -310,8 +312,8 @@ def erasure_method_check(method: str) -> None:
     """
     from unlearning_engine import available_methods
 
-    if method in available_methods() and not method_changes_weights(method):
-        erasing = ", ".join(m for m in available_methods() if method_changes_weights(m))
+    if method in available_methods(None) and not method_changes_weights(method):
+        erasing = ", ".join(m for m in available_methods(None) if method_changes_weights(m))
         raise ServiceError(
             f"method '{method}' does not change the model's weights (inference-time suppression): it cannot "
             f"fulfil an erasure request and never earns an erasure certificate; choose one of {erasing}, "
@@ -377,7 +379,8 @@ def job_finish(
                 forget_set_sha256=locked.forget_set_sha256, manifest_sha256=report.get("manifest_sha256", ""),
                 metrics=report.get("metrics", {}),
                 profile=report.get("profile", {}),
-                reference_type=verdicts.get("privleak", {}).get("reference_type", "") if role == "unlearned" else "",
+                reference_type=(verdicts.get("reference_type") or verdicts.get("privleak", {}).get("reference_type", "")
+                                if role == "unlearned" else ""),
                 verdicts=verdicts if role == "unlearned" else {},
                 passed=passed if role == "unlearned" else None,
             )

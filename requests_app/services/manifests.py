@@ -24,10 +24,15 @@ __all__ = ["ManifestSplits", "evaluation_manifest_prepare", "holdout_half_record
 def record_to_example(record):
     """A TrainingRecord as the engine's :class:`unlearning_engine.Example` (record_id = the record's
     sha256, subject = the DataSubject's public id, the privacy unit of subject-level DP-SGD; None
-    without a subject)."""
+    without a subject). A classifier record (``features`` set, issue 19) becomes a
+    :class:`unlearning_engine.families.classifier.data.LabeledExample`."""
     from unlearning_engine import Example
 
     subject = str(record.subject.public_id) if record.subject_id is not None else None
+    if record.features is not None:
+        from unlearning_engine.families.classifier.data import LabeledExample
+
+        return LabeledExample(tuple(record.features), int(record.label), record_id=record.sha256, subject=subject)
     if record.question:
         return Example(question=record.question, answer=record.answer, record_id=record.sha256, subject=subject)
     return Example(text=record.text, record_id=record.sha256, subject=subject)
@@ -38,9 +43,15 @@ def retain_sample(records, n: int) -> list:
     return sorted(records, key=lambda r: r.sha256)[:n]
 
 
-def evaluation_profile_pinned() -> dict:
-    """The evaluation profile a job's reports use (``EvaluationProfile.from_settings``), as a dict."""
+def evaluation_profile_pinned(family: str = "causal_lm") -> dict:
+    """The evaluation profile a job's reports use (``EvaluationProfile.from_settings``; the
+    ``classifier`` profile for the classifier families, DESIGN §11), as a dict."""
     from evaluation.report import EvaluationProfile
+
+    if family != "causal_lm":
+        from evaluation.profiles.classifier import classifier_profile
+
+        return classifier_profile(settings.EVALUATION_BOOTSTRAP_RESAMPLES_CLASSIFIER, 0, family)
 
     return EvaluationProfile.from_settings(max_new_tokens_verbmem=settings.EVALUATION_MAX_NEW_TOKENS).to_dict()
 
@@ -83,7 +94,7 @@ def _training_digests(model: TargetModel, holdout: list) -> set[str]:
     digests, purged = set(), set()
     rows = TrainingRecord.objects.filter(corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN).select_related("subject")
     for record in rows.iterator(chunk_size=2000):
-        if record.question or record.text:
+        if record.has_content:
             digests.add(text_digest(record_to_example(record)))
         else:
             purged.add(record.sha256)
@@ -118,9 +129,10 @@ def evaluation_manifest_prepare(*, model: TargetModel, forget_records: list, wei
     retain = list(TrainingRecord.objects.filter(corpus=model.corpus, split=TrainingRecord.SPLIT_TRAIN,
                                                 forgotten_by__isnull=True)
                   .exclude(pk__in=forget_ids).select_related("subject"))
-    sample = retain_sample(retain, settings.EVALUATION_RETAIN_SAMPLE)
+    sample = retain_sample(retain, settings.EVALUATION_RETAIN_SAMPLE if model.family == "causal_lm"
+                           else settings.EVALUATION_RETAIN_SAMPLE_CLASSIFIER)
     holdout = list(selectors.corpus_holdout_records(model.corpus).select_related("subject"))
-    purged = [r.pk for r in forget_records if not (r.question or r.text)]
+    purged = [r.pk for r in forget_records if not r.has_content]
     if purged:
         raise ServiceError(f"forget-set text was purged (records {purged[:10]}); the job cannot be re-run")
 
@@ -131,8 +143,8 @@ def evaluation_manifest_prepare(*, model: TargetModel, forget_records: list, wei
     digests = _training_digests(model, holdout)
     retain_entries = entries(retain)
     manifest = None
-    for split_holdout, profile in ((holdout, evaluation_profile_pinned()),
-                                   (half, {**evaluation_profile_pinned(), "holdout_split": split_info})):
+    for split_holdout, profile in ((holdout, evaluation_profile_pinned(model.family)),
+                                   (half, {**evaluation_profile_pinned(model.family), "holdout_split": split_info})):
         manifest = manifest_build(
             splits={"forget": entries(forget_records), "retain": entries(sample), "holdout": entries(split_holdout)},
             dataset_sha256=model.corpus.content_sha256, model_weights_sha256=weights_sha256,

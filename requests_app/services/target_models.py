@@ -81,13 +81,33 @@ def model_dp2_unavailable_reason(model: TargetModel) -> str:
     return ""
 
 
-def model_method_check(model: TargetModel, method: str) -> None:
-    """Refuse a method the model cannot serve (called by the approval and comparison services).
+def model_family_check(model: TargetModel, method: str) -> None:
+    """Refuse a method that does not serve the model's family (DESIGN §11; issue 19), e.g. ``eco``
+    or ``whp`` for a classifier; the message names the families the method supports.
 
     Raises:
-        ServiceError: ``dp2`` on a model without a DP base (with the reason); ``retrain`` on a
-            model without a pre-trained base.
+        ServiceError: unknown method, or a method/family mismatch (the API answers 400).
     """
+    from unlearning_engine.methods import available_methods, method_families
+
+    families = method_families(method)
+    if not families:
+        raise ServiceError(f"unknown method '{method}'; available for {model.family}: "
+                           f"{', '.join(available_methods(model.family))}")
+    if model.family not in families:
+        raise ServiceError(
+            f"method '{method}' does not serve the {model.family} family of model '{model.name}'; it supports: "
+            f"{', '.join(families)}. Methods for {model.family}: {', '.join(available_methods(model.family))}")
+
+
+def model_method_check(model: TargetModel, method: str) -> None:
+    """Refuse a method the model cannot serve (called by the approval, comparison and retry services).
+
+    Raises:
+        ServiceError: a method of another model family (:func:`model_family_check`); ``dp2`` on a
+            model without a DP base (with the reason); ``retrain`` on a model without a pre-trained base.
+    """
+    model_family_check(model, method)
     if method == "dp2":
         reason = model_dp2_unavailable_reason(model)
         if reason:
@@ -100,6 +120,7 @@ def model_register_from_artifact(
     *, actor, name: str, corpus: TrainingCorpus, artifact_uri: str, weights_sha256: str,
     base_artifact_uri: str = "", base_sha256: str = "", training_recipe: dict | None = None,
     reference_policy: str = "per_request", gguf_file: str = "", base_gguf_file: str = "",
+    family: str = "causal_lm",
 ) -> TargetModel:
     """Register an operator's existing model (HF directory with safetensors, or a GGUF file).
 
@@ -121,10 +142,17 @@ def model_register_from_artifact(
         raise ServiceError(f"reference_policy must be one of {', '.join(REFERENCE_POLICIES)}")
     if not corpus.records.filter(split="train").exists():
         raise ServiceError(f"corpus '{corpus.name}' has no training records")
+    classifier = family != "causal_lm"
+    if classifier != (corpus.kind in (corpus.KIND_IMAGE, corpus.KIND_TABULAR)):
+        raise ServiceError(f"a {family} model needs a corpus of "
+                           f"{'feature rows with labels' if classifier else 'text or question/answer records'}; "
+                           f"corpus '{corpus.name}' is '{corpus.kind}'")
     try:
-        target = model_artifact_import(artifact_uri, weights_sha256, key=f"models/{name}/v0", gguf_file=gguf_file)
+        target = model_artifact_import(artifact_uri, weights_sha256, key=f"models/{name}/v0", gguf_file=gguf_file,
+                                       family=family, corpus=corpus if classifier else None)
         base = (model_artifact_import(base_artifact_uri, base_sha256, key=f"models/{name}/base",
-                                      gguf_file=base_gguf_file, vocab_like=target) if base_artifact_uri else None)
+                                      gguf_file=base_gguf_file, vocab_like=target, family=family)
+                if base_artifact_uri else None)
     except (OnboardingError, ArtifactStoreError) as exc:
         raise ServiceError(str(exc)) from exc
     recipe = dict(training_recipe or {})
@@ -136,12 +164,12 @@ def model_register_from_artifact(
             weights_sha256=target["weights_sha256"], base_artifact_uri=base["uri"] if base else "",
             base_sha256=base["weights_sha256"] if base else "",
         )
-        TargetModel.objects.filter(pk=model.pk).update(reference_policy=reference_policy)
+        TargetModel.objects.filter(pk=model.pk).update(reference_policy=reference_policy, family=family)
         model.refresh_from_db()
         audit_event_record(actor=actor, verb="model.artifacts_verified", obj=model, after={
             "target": {k: target[k] for k in ("uri", "weights_sha256", "parameters", "vocab_size")},
             "base": {k: base[k] for k in ("uri", "weights_sha256", "parameters")} if base else None,
-            "reference_policy": reference_policy})
+            "reference_policy": reference_policy, "family": family})
     return model
 
 

@@ -46,7 +46,7 @@ from .email import email_send_on_commit
 from .idempotency import IN_FLIGHT_MESSAGE, idempotency_db_lock, idempotency_slot, idempotent_replay
 from .jobs import erasure_method_check
 from .manifests import evaluation_manifest_prepare, ticket_manifest_check
-from .target_models import model_method_check
+from .target_models import model_family_check, model_method_check
 from .webhooks import webhook_event_emit  # noqa: F401
 
 
@@ -318,12 +318,14 @@ def ticket_approve(
     if ticket.subject_id is None:
         raise ServiceError("the request names nobody found in the training data: link the data subject by hand "
                            "or answer that no data is held")
-    if method not in available_methods():
-        raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods())}")
+    if method not in available_methods(None):
+        raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods(None))}")
     erasure_method_check(method)  # issue 12: suppression (eco) cannot fulfil an erasure request
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
+    model_family_check(model, method)  # issue 19: eco/whp for a classifier → 400 naming the families
+    erasure_method_check(method)  # issue 12: suppression (eco) cannot fulfil an erasure request
     model_method_check(model, method)  # dp2 needs a DP base, retrain a pre-trained base (issue 14)
     # issue 15: without explicit values the (model, method) calibration's become the job's
     hyperparameters, hp_source = approval_hyperparameters(model=model, method=method, hyperparameters=hyperparameters)
@@ -497,11 +499,12 @@ def ticket_retry(*, ticket: RemovalTicket, actor, method: str | None = None,
 
     previous = ticket.jobs.filter(publish=True).order_by("-id").first()
     method = method or (previous.method if previous else "dp2")
-    if method not in available_methods():
+    if method not in available_methods(None):
         raise ServiceError(f"unknown method '{method}'")
-    erasure_method_check(method)
     if ticket.target_model_id is None or not ticket.resolved_record_ids:
         raise ServiceError("the ticket has no approved forget set")
+    model_family_check(ticket.target_model, method)
+    erasure_method_check(method)
     hyperparameters_check(model=ticket.target_model, method=method, hyperparameters=(
         hyperparameters if hyperparameters is not None else (previous.hyperparameters if previous else {})))
     source = selectors.model_serving_version(ticket.target_model)

@@ -54,3 +54,17 @@ def test_settings_fields_and_preset_merge_over_the_advanced_json():
     bad = ApproveForm({"method": "dp2", "records": ["7"], "epochs": "0"}, methods=["dp2"],
                       records=[type("R", (), {"pk": 7})()])
     assert not bad.is_valid() and "epochs" in bad.errors
+
+
+def test_a_classifier_model_lists_the_classifier_family_methods(client_for, in_review):
+    """Issue 19: the approve screen offers the methods of the ticket's model family."""
+    model = in_review.target_model
+    model.family = "image_classifier"
+    model.save(update_fields=["family"])
+    page = client_for("approver").get(f"/dashboard/requests/{in_review.public_id}/").content.decode()
+    methods = page.split('class="methods')[1].split("</fieldset>")[0]
+    values = re.findall(r'type="radio" name="method" value="([a-z0-9_]+)"', methods)
+    assert sorted(values) == ["dp2", "ft", "ga", "l1_sparse", "laf", "laf_r", "retrain", "rl"]
+    assert "label-agnostic forgetting: two embedding VAEs" in methods
+    assert "fine-tune the subject-level DP base on the retain set" in methods  # the classifier dp2's description
+    assert "Not offered for an erasure request" not in methods  # eco is no classifier method at all

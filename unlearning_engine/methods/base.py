@@ -23,7 +23,10 @@ class UnlearningRequest:
     ``hyperparameters``: overrides of the method's defaults (unknown keys are rejected; the key
     ``"preset"`` selects a size preset, see :mod:`unlearning_engine.presets`);
     ``resume``: continue from the last per-epoch checkpoint in ``output_dir/checkpoints``;
-    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default: CUDA when available, else CPU).
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default: CUDA when available, else CPU);
+    ``family``: the target model's family (DESIGN §11), which selects the method's implementation
+    (records are :class:`~unlearning_engine.data.Example` for ``causal_lm``,
+    :class:`~unlearning_engine.families.classifier.data.LabeledExample` for the classifiers).
     """
 
     method: str
@@ -38,6 +41,7 @@ class UnlearningRequest:
     progress: Callable[[Progress], None] | None = None
     resume: bool = False
     device: str | None = None
+    family: str = "causal_lm"
 
 
 @dataclass
@@ -72,6 +76,8 @@ class Method:
     """
 
     name: ClassVar[str] = ""
+    #: the model families this implementation serves (DESIGN §11)
+    families: ClassVar[frozenset[str]] = frozenset({"causal_lm"})
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     int_params: ClassVar[frozenset[str]] = frozenset({"epochs", "batch_size"})

@@ -39,10 +39,11 @@ def prunable_weights(model) -> list[tuple[str, torch.nn.Parameter]]:
 
 
 @torch.no_grad()
-def magnitude_masks(model, ratio: float) -> dict[str, torch.Tensor]:
-    """Boolean keep-masks from one global magnitude threshold over :func:`prunable_weights`
-    (exactly ⌊ratio·n⌋ smallest-magnitude weights pruned; ties broken by position)."""
-    named = prunable_weights(model)
+def magnitude_masks(model, ratio: float, named=None) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks from one global magnitude threshold over ``named`` ((name, parameter)
+    pairs; default :func:`prunable_weights`): exactly ⌊ratio·n⌋ smallest-magnitude weights pruned,
+    ties broken by position."""
+    named = prunable_weights(model) if named is None else list(named)
     flat = torch.cat([p.detach().abs().flatten() for _, p in named])
     k = int(ratio * flat.numel())
     keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)

