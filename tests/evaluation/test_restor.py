@@ -213,6 +213,11 @@ def test_attachment_block_carries_the_figure_and_the_method_row():
     assert "not by an LLM judge" in block["judge"]
     missing = restor_attachment(_report(), PNG, "npo")
     assert missing["method_metrics"] is None and "did not evaluate" in missing["note"]
+    from evaluation.certificate_html import render_certificate_html
+    page = render_certificate_html({"payload": {"evaluation_attachments": [block]}})
+    assert f"data:image/png;base64,{block['figure']['data_base64']}" in page and "Evaluation attachments" in page
+    bad = {**block, "figure": {**block["figure"], "data_base64": '"><script>'}}
+    assert "<script>" not in render_certificate_html({"payload": {"evaluation_attachments": [bad]}})
     with pytest.raises(ValueError, match="not a PNG"):
         restor_attachment(_report(), b"GIF89a", "ga")
     with pytest.raises(ValueError, match="not a RESTOR report"):
