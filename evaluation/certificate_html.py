@@ -9,6 +9,7 @@ value is HTML-escaped (``html.escape``). No Django.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 __all__ = ["check_result", "document_title", "render_certificate_html"]
@@ -103,6 +104,30 @@ def _banner(verification) -> str:
             "The statements below are shown greyed: they are not confirmed by the issuer.</p>")
 
 
+_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def _attachments(items) -> str:
+    """Figures of the evaluation attachments (issue 16, RESTOR): a PNG shown inline only when its
+    data is plain base64; scope and judge statements as its caption."""
+    if not isinstance(items, list):
+        return ""
+    e = html.escape
+    out = []
+    for a in items:
+        fig = a.get("figure") if isinstance(a, dict) else None
+        if not isinstance(fig, dict) or fig.get("media_type") != "image/png":
+            continue
+        data = fig.get("data_base64")
+        if not isinstance(data, str) or not _B64.fullmatch(data):
+            continue
+        out.append(f"<figure><img alt=\"{e(str(a.get('kind', 'evaluation figure')))}\" "
+                   f"src=\"data:image/png;base64,{data}\" style=\"max-width:100%\"><figcaption>"
+                   f"{e(str(a.get('scope', '')))} {e(str(a.get('judge', '')))} (sha256 {e(str(fig.get('sha256')))})"
+                   "</figcaption></figure>")
+    return ("<h2>Evaluation attachments</h2>" + "".join(out)) if out else ""
+
+
 def render_certificate_html(certificate: dict, verification=None) -> str:
     """A self-contained HTML page for a signed document (erasure certificate or suppression notice).
 
@@ -135,6 +160,7 @@ def render_certificate_html(certificate: dict, verification=None) -> str:
         if isinstance(items, list) and items:
             parts.append(f"<h2>{e('What was not verified' if key == 'not_verified' else 'Limitations')}</h2>")
             parts.append("<ul>" + "".join(f"<li>{e(str(x))}</li>" for x in items) + "</ul>")
+    parts.append(_attachments(payload.get("evaluation_attachments")))
     parts.append("<h2>Signed payload</h2>" + _render_value(payload))
     parts.append("</div>")
     parts.append(f"<h2>Signature</h2><p><code>{e(str(certificate.get('signature', '')))}</code></p>")

@@ -2,7 +2,9 @@
 benchmark code's conventions; ``tofu_paper``: the paper's literal formulas).
 
 ``python -m evaluation --model DIR --profile muse_news|tofu|tofu_paper [--reference-auc X | --retrained
-DIR_OR_REPORT] [--limit N] [--set FIELD=VALUE ...] [--out report.json]``; ``manage.py evaluate`` calls
+DIR_OR_REPORT] [--limit N] [--set FIELD=VALUE ...] [--out report.json]``; with ``--profile restor``
+``--model`` is the *clean* model and the RESTOR protocol runs end to end (corruption, every method,
+figure ``<out>.png``; :mod:`evaluation.restor_runner`). ``manage.py evaluate`` calls
 :func:`run_evaluation` with the same arguments (:func:`add_arguments`). No Django here.
 """
 
@@ -32,8 +34,8 @@ __all__ = [
     "main",
 ]
 
-PROFILES = ("muse_news", "tofu", "tofu_paper")
-_DATA_NAMES = {"muse_news": "muse_news", "tofu": "tofu", "tofu_paper": "tofu"}
+PROFILES = ("muse_news", "tofu", "tofu_paper", "restor")
+_DATA_NAMES = {"muse_news": "muse_news", "tofu": "tofu", "tofu_paper": "tofu", "restor": "tofu"}
 
 
 def load_model(model_dir: str | Path):
@@ -188,6 +190,11 @@ def run_evaluation(
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if profile == "restor":
+        if reference_auc is not None or retrained is not None:
+            raise ValueError("the restor profile trains its own retrain reference (from the clean model); "
+                             "--reference-auc / --retrained do not apply")
+        return _run_restor(model_dir, data_dir=data_dir, limit=limit, seed=seed, overrides=overrides, out=out)
     if reference_auc is not None and retrained is not None:
         raise ValueError("give either reference_auc or retrained, not both")
     if reference_auc is not None and not (
@@ -233,6 +240,26 @@ def run_evaluation(
     return report
 
 
+def _run_restor(model_dir, *, data_dir, limit, seed, overrides, out) -> dict:
+    """``--profile restor``: ``model_dir`` is the *clean* model; runs the whole RESTOR protocol
+    (:func:`evaluation.restor_runner.run_restor`); ``limit`` = ``n_facts``; trained models go to
+    ``<out stem>-models/`` (``var/restor-models/`` without ``--out``), the figure to
+    ``<out stem>.png``."""
+    from .restor_runner import profile_from, run_restor
+
+    ov = dict(overrides or {})
+    ov.setdefault("seed", seed)
+    if limit is not None:
+        ov["n_facts"] = limit
+    if data_dir:
+        ov["data_dir"] = str(data_dir)
+    settings = profile_from(ov)
+    if not (Path(model_dir) / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a model directory (no model.safetensors)")
+    work = Path(out).with_name(Path(out).stem + "-models") if out else Path("var") / "restor-models"
+    return run_restor(model_dir, settings, work, out=out, log=lambda m: print(m, file=sys.stderr, flush=True))
+
+
 _ROWS = {
     "muse_news": [
         ("VerbMem_f", "verbmem_forget", "{:.2f}"),
@@ -266,6 +293,10 @@ def _fmt_n(n) -> str:
 def format_table(report: dict) -> str:
     """Plain-text table: metric, value, 95% CI, n (or the reason when undefined)."""
     name = (report.get("profile") or {}).get("name", "")
+    if name == "restor":
+        from .restor_runner import format_restor_table
+
+        return format_restor_table(report)
     kind = "tofu" if name.startswith("tofu") else "muse_news"
     lines = [f"{'metric':<14} {'value':>10}  {'95% CI':<23} n"]
     for label, key, fmt in _ROWS[kind]:

@@ -190,6 +190,29 @@ def evaluation_manifest_summary(job, reports: dict) -> dict | None:
     return summary
 
 
+def evaluation_attachments(job) -> list[dict] | None:
+    """Attachments the operator asked for (``settings.CERTIFICATE_RESTOR_REPORT``, issue 16): the
+    RESTOR knowledge-recovery block of the job's method with its figure
+    (:func:`evaluation.profiles.restor_attachment.restor_attachment_from_file`); ``None`` when
+    none is configured.
+
+    Raises:
+        ServiceError: the configured report or its figure is missing or unusable (no certificate
+            is issued without what the operator asked to attach).
+    """
+    from evaluation.profiles.restor_attachment import restor_attachment_from_file
+
+    from .services import ServiceError
+
+    path = getattr(settings, "CERTIFICATE_RESTOR_REPORT", "")
+    if not path:
+        return None
+    try:
+        return [restor_attachment_from_file(path, job.method)]
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"the RESTOR report to attach ({path}) is unusable: {exc}; no certificate is issued") from exc
+
+
 def _tickets_and_subjects(job, now) -> tuple[list, list, dict]:
     tickets = list(job.tickets.select_related("subject").order_by("id"))
     per_subject_k: dict[str, int] = {}
@@ -230,6 +253,7 @@ def _common_payload(*, job, version, verdicts, reports, now, schema) -> dict:
         "evaluation_profile": reports.get("unlearned", (None, {}))[1].get("profile", {}),
         "metrics": {role: report.get("metrics", {}) for role, (_, report) in reports.items()},
         "verdicts": verdicts,
+        **({"evaluation_attachments": att} if (att := evaluation_attachments(job)) else {}),
         # the document carries the audit-log inclusion proof of its issuance event (``transparency``,
         # evaluation.audit_log): declared inside the signature so that stripping it is detected
         "audit_log": {"inclusion": "audit-inclusion/1"},

@@ -197,6 +197,9 @@ CERTIFICATE_SIGNING_KEY_PATH = Path(
     env.str("CERTIFICATE_SIGNING_KEY_PATH", default=str(VAR_DIR / "keys" / "certificate_ed25519.pem"))
 )
 CERTIFICATE_ISSUER = env.str("CERTIFICATE_ISSUER", default="Erasure Compliance Service (dev)")
+#: Operator opt-in (issue 16): path of a RESTOR report JSON (``python -m evaluation --profile restor --out``)
+#: whose figure and numbers for the job's method are attached to every certificate's evaluation; "" = none.
+CERTIFICATE_RESTOR_REPORT = env.str("CERTIFICATE_RESTOR_REPORT", default="")
 IDENTITY_CODE_TTL_SECONDS = env.int("IDENTITY_CODE_TTL_SECONDS", default=30 * 60)
 IDENTITY_CODE_MAX_ATTEMPTS = env.int("IDENTITY_CODE_MAX_ATTEMPTS", default=5)  # wrong codes per ticket in total
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)

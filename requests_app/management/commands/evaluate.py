@@ -1,13 +1,15 @@
-"""``manage.py evaluate --model DIR --profile muse_news|tofu|tofu_paper [--reference-auc X | --retrained DIR]
+"""``manage.py evaluate --model DIR --profile muse_news|tofu|tofu_paper|restor [--reference-auc X | --retrained DIR]
 [--limit N] [--out report.json]``: thin wrapper around :func:`evaluation.runner.run_evaluation`
-(same arguments as ``python -m evaluation``); prints the metric table, writes the JSON report."""
+(same arguments as ``python -m evaluation``); prints the metric table, writes the JSON report. With
+``--profile restor`` ``--model`` is the clean model and the whole RESTOR protocol runs (figure
+``<out>.png``, attachable to certificates with ``CERTIFICATE_RESTOR_REPORT``)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation.runner import add_arguments, run_from_args
 
 
 class Command(BaseCommand):
-    help = "Evaluate a saved model with the MUSE-News or a TOFU profile (table + JSON report)."
+    help = "Evaluate a saved model with the MUSE-News, a TOFU or the RESTOR profile (table + JSON report)."
 
     def add_arguments(self, parser):
         add_arguments(parser)
