@@ -320,7 +320,6 @@ def ticket_approve(
                            "or answer that no data is held")
     if method not in available_methods(None):
         raise ServiceError(f"unknown method '{method}'; available: {', '.join(available_methods(None))}")
-    erasure_method_check(method)  # issue 12: suppression (eco) cannot fulfil an erasure request
     model = target_model or ticket.target_model or selectors.model_default()
     if model is None:
         raise ServiceError("no target model registered")
