@@ -15,6 +15,7 @@ from .manifests import *  # noqa: F403
 from .notices import owner_notice_mark_failed, owner_notice_queue, owner_notice_send  # noqa: F401
 from .preparation import *  # noqa: F403
 from .queue import *  # noqa: F403
+from .retry import *  # noqa: F403
 from .target_models import *  # noqa: F403
 from .tickets import *  # noqa: F403
 from .tickets import _identity_code_issue  # noqa: F401
