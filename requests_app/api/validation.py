@@ -169,6 +169,9 @@ def parse_period_bound(raw: str, *, end: bool) -> dt.datetime:
         except ValueError as exc:
             raise ValueError(f"not a valid date ({exc})") from exc
         if end:
-            day += dt.timedelta(days=1)
+            try:
+                day += dt.timedelta(days=1)
+            except OverflowError:
+                raise ValueError(f"datetime out of range (years {MIN_YEAR}–{MAX_YEAR})") from None
         return datetime_in_range(dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC))
     return parse_aware_datetime(raw)

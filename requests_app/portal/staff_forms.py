@@ -90,6 +90,18 @@ class BulkForm(SummaryMixin, forms.Form):
 
 # --- item 10: the auditor pages ---------------------------------------------------------------------
 
+def _year_in_range(form: forms.Form, data: dict) -> None:
+    """Dates outside the API's years (1900–9000) are a form error, never an overflow (fresh-user trial:
+    9999-12-31 + one day raised OverflowError, a 500)."""
+    from ..api.validation import MAX_YEAR, MIN_YEAR
+
+    for name in ("start", "end"):
+        day = data.get(name)
+        if day and not MIN_YEAR <= day.year <= MAX_YEAR:
+            form.add_error(name, _("Give a date between the years %(lo)s and %(hi)s.") % {"lo": MIN_YEAR, "hi": MAX_YEAR})
+            data.pop(name, None)
+
+
 class AuditFilterForm(forms.Form):
     object_id = forms.CharField(label=_("Object (request, job or certificate id)"), required=False, max_length=64)
     object_type = forms.ChoiceField(label=_("Object type"), required=False)
@@ -107,6 +119,7 @@ class AuditFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        _year_in_range(self, data)
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             self.add_error("end", _("The end date is before the start date."))
         return data
@@ -120,6 +133,7 @@ class PeriodForm(SummaryMixin, forms.Form):
 
     def clean(self):
         data = super().clean()
+        _year_in_range(self, data)
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             self.add_error("end", _("The end date is before the start date."))
         return data

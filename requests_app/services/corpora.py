@@ -148,7 +148,58 @@ def _text_field(obj: dict, key: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ValueError(f"'{key}' must be a string")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise ValueError(f"'{key}' contains a NUL character")
     return value
+
+
+#: deepest JSON nesting a corpus line may have (the API's own parser allows the same, JSON_MAX_DEPTH)
+LINE_MAX_DEPTH = 32
+
+
+def _unique_keys(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _int_token(token: str) -> int:
+    try:
+        return int(token)
+    except ValueError:  # more digits than Python converts
+        raise ValueError(f"an integer with {len(token)} digits is too long") from None
+
+
+def _too_deep(obj, limit: int) -> bool:
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((c, depth + 1) for c in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
+def _line_json(line: str):
+    """Parse one corpus line: duplicate keys, NaN/Infinity, over-long integers and nesting deeper
+    than :data:`LINE_MAX_DEPTH` are refused (ValueError), never a 500."""
+    try:
+        obj = json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int_token)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise ValueError(f"nested deeper than {LINE_MAX_DEPTH} levels") from None
+    if _too_deep(obj, LINE_MAX_DEPTH):
+        raise ValueError(f"nested deeper than {LINE_MAX_DEPTH} levels")
+    return obj
 
 
 def corpus_parse_line(raw: bytes) -> dict | None:
@@ -167,10 +218,7 @@ def corpus_parse_line(raw: bytes) -> dict | None:
         raise ValueError("not UTF-8") from exc
     if not line:
         return None
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg})") from exc
+    obj = _line_json(line)
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
     common = _common_fields(obj)

@@ -123,6 +123,8 @@ def _image_features(data: bytes, *, name: str, where: str, mode: str, resize, ma
     try:
         img = Image.open(io.BytesIO(data))
         fmt = img.format
+    except Image.DecompressionBombError:  # Pillow refuses > 2 × MAX_IMAGE_PIXELS before our check
+        raise ServiceError(f"{where}: image '{name}' has too many pixels (limit {max_pixels})") from None
     except (UnidentifiedImageError, OSError):
         fmt = None
     if fmt not in IMAGE_FORMATS:
@@ -213,6 +215,9 @@ def csv_to_jsonl(csv_file, out, *, classes=()) -> dict:
         raise ServiceError(f"CSV line 1: {exc}") from None
     if "label" not in header:
         raise ServiceError("CSV line 1: the header needs a 'label' column")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise ServiceError(f"CSV line 1: duplicate column names {dupes}")
     meta = {"label", "subject_id", "subject_name", "split"}
     feature_cols = [i for i, h in enumerate(header) if h not in meta]
     if not feature_cols:

@@ -120,3 +120,15 @@ def test_keys_page_lists_the_current_key(client_for, trail):
     key = keys_document()["keys"][0]
     body = client_for("auditor").get("/dashboard/keys/").content.decode()
     assert key["key_id"] in body and key["public_key_raw_base64"] in body and 'data-status="current"' in body
+
+
+def test_dates_at_the_calendar_end_are_refused_not_500(client_for, trail, api):
+    """Regression (fresh-user trial): 9999-12-31 as an inclusive end date overflowed (OverflowError, a 500)
+    on the CCPA report, the audit trail and its export, and in the API."""
+    c = client_for("auditor")
+    far = {"start": "9999-12-31", "end": "9999-12-31"}
+    r = c.get("/dashboard/reports/ccpa/", far)
+    assert r.status_code == 400 and "between the years 1900 and 9000" in r.content.decode()
+    for path in ("/dashboard/audit/", "/dashboard/audit/export.csv"):
+        assert c.get(path, far).status_code < 500, path
+    assert api("auditor").get("/api/v1/reports/ccpa/", far).status_code == 400

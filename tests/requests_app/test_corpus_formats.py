@@ -158,8 +158,26 @@ def test_csv_corpus_converts_and_ingests(api, users, store, django_capture_on_co
     (b"a,label\n1,0\n2,cat\n", {}, "CSV line 3: label 'cat' is not an integer class"),
     (b"a,label\n1,benign\n2,cat\n", {"classes": "benign,malignant"}, "CSV line 3: label 'cat' is not in the class"),
     (b"a,label\n1,0,9\n", {}, "CSV line 2: 3 fields, the header has 2"),
+    (b"f1,f1,label\n1,2,0\n", {}, "CSV line 1: duplicate column names ['f1']"),  # fresh-user finding
 ])
 def test_bad_csv_is_400_naming_the_line(api, users, store, body, extra, message):
     r = _post_csv(api("operator"), body, dry=False, **extra)
     assert r.status_code == 400, r.content
     assert message in r.json()["detail"] and not TrainingCorpus.objects.exists()
+
+
+def test_decompression_bomb_header_is_400_not_500(api, users, store, settings):
+    """Regression (fresh-user trial): a PNG whose header claims 60000×60000 pixels made Pillow raise
+    DecompressionBombError inside Image.open, a 500; it is the pixel-limit 400 naming the line."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    r = _post(api("operator"), _zip(_files(**{"a.png": bomb})))
+    assert r.status_code == 400, r.content
+    assert "manifest line 1: image 'a.png' has too many pixels" in r.json()["detail"]
+    assert not TrainingCorpus.objects.exists()
