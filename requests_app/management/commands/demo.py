@@ -271,6 +271,13 @@ class Command(BaseCommand):
         if ticket["status"] != "certified":
             raise CommandError("the demo request was not certified")
 
+    @staticmethod
+    def _holdout_evaluated(reports: dict, job: dict) -> str:
+        """Holdout texts the verdict used (the certification half since issue 15) of those in the corpus."""
+        n = ((reports.get("unlearned").metrics.get("mink_auc") or {}).get("n") or {}) if reports.get("unlearned") else {}
+        total = TrainingRecord.objects.filter(split="holdout", corpus__models__jobs__public_id=job["id"]).count()
+        return f"{n.get('holdout', '?')} of {total} (certification half)"
+
     def _say_portal(self, tid: str, owner_email: str) -> None:
         """How to open the result in the portal (issue 21 item 17)."""
         say = self.stdout.write
@@ -325,7 +332,7 @@ class Command(BaseCommand):
             rows.append({"model": label, "metrics": m, "privleak": pl, "verdict": verdict, "train_seconds": seconds})
         n_forget = job.get("forget_count")
         self.stdout.write(f"n: forget {n_forget} records, retain sample {settings.EVALUATION_RETAIN_SAMPLE}, "
-                          f"holdout {len(TrainingRecord.objects.filter(split='holdout', corpus__models__jobs__public_id=job['id']))}; "
+                          f"holdout {self._holdout_evaluated(reports, job)}; "
                           f"PrivLeak reference: mean Min-K% AUC of {1 + len(seeds)} exact retrain(s) "
                           f"({ref_auc if ref_auc is None else round(ref_auc, 3)}); "
                           "values ×100 for VerbMem/KnowMem, 95% bootstrap CIs in brackets")
