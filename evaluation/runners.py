@@ -115,6 +115,8 @@ class RunnerConfig:
     target_epochs: int | None = None
     dp_base_epochs: int | None = None
     unlearn_epochs: int | None = None
+    #: dp2's budget in optimizer steps (issue 15 item 3); ``None`` = its epochs
+    dp2_steps: int | None = None
     device: str = "cpu"
     seed: int = 0
     collapse_check: bool = True
@@ -306,6 +308,8 @@ def _hp(cfg: RunnerConfig, method: str | None = None) -> dict:
         hp["epochs"] = cfg.unlearn_epochs
     if not cfg.collapse_check:
         hp["collapse_check"] = False
+    if cfg.dp2_steps and method == "dp2":
+        hp["steps"] = cfg.dp2_steps
     if method is not None:
         from unlearning_engine.methods import get_method
         allowed = get_method(method).defaults
@@ -634,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dp-base-epochs", type=int, default=None)
     ap.add_argument("--unlearn-epochs", type=int, default=None,
                     help="epochs of the unlearning method and of the retrain reference")
+    ap.add_argument("--dp2-steps", type=int, default=None,
+                    help="dp2's budget in optimizer steps instead of epochs (same steps for every request)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-collapse-check", action="store_true",
                     help="disable the methods' collapse check (under-trained test models)")
@@ -649,7 +655,7 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
                         sizes=tuple(int(s) for s in args.sizes.split(",") if s.strip()),
                         quick=args.quick, data_dir=args.data, target_epochs=args.target_epochs,
                         dp_base_epochs=args.dp_base_epochs, unlearn_epochs=args.unlearn_epochs,
-                        device=args.device, seed=args.seed,
+                        dp2_steps=args.dp2_steps, device=args.device, seed=args.seed,
                         collapse_check=not args.no_collapse_check)
 
 
