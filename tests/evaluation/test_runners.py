@@ -139,3 +139,14 @@ def test_smollm2_preset_recipe_and_profile(out_dir):
     assert rec["target"]["epochs"] == 4 and rec["dp_base"]["target_epsilon"] == 8.0
     prof = cfg.eval_profile()
     assert prof.verbmem_max_new_tokens == 48 and prof.max_retain_examples == 40
+
+
+def test_dp2_steps_reaches_dp2_only():
+    """--dp2-steps (issue 15 item 3): dp2 gets a fixed step budget, other methods are unchanged."""
+    from evaluation.runners import RunnerConfig, _hp, build_parser, config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(
+        ["sustainability", "--method", "dp2", "--out", "x", "--dp2-steps", "288"]))
+    assert cfg.dp2_steps == 288
+    assert _hp(cfg, "dp2")["steps"] == 288 and "steps" not in _hp(cfg, "npo_gd")
+    assert "steps" not in _hp(RunnerConfig(out_dir="x"), "dp2")
