@@ -108,7 +108,8 @@ class TicketSerializer(StaffOnlyContextMixin, serializers.ModelSerializer):
 
 
 class VerifyIdentitySerializer(serializers.Serializer):
-    code = serializers.RegexField(r"^\s*\d{6}\s*$", help_text="the 6-digit code from the e-mail")
+    # ASCII digits only: a full-width "０１２３４５" is malformed input, not a wrong try (fresh-user trial)
+    code = serializers.RegexField(r"^\s*[0-9]{6}\s*$", help_text="the 6-digit code from the e-mail")
 
 
 class ApproveSerializer(serializers.Serializer):
@@ -280,6 +281,11 @@ class ExtendSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=5000)
     days = serializers.IntegerField(required=False, min_value=1, max_value=62)
     months = serializers.IntegerField(required=False, min_value=1, max_value=2)
+
+    def validate(self, attrs):
+        if attrs.get("days") and attrs.get("months"):  # fresh-user trial: both were applied
+            raise serializers.ValidationError("give days or months, not both")
+        return attrs
 
 
 class RetrySerializer(serializers.Serializer):

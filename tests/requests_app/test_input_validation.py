@@ -126,3 +126,19 @@ def test_portal_check_page_rejects_nan_and_not_json(db):
     assert r.status_code == 400 and "not valid JSON" in r.content.decode()
     r = Client().post("/certificates/check/", {"document": "not json {"})
     assert r.status_code == 400 and "not valid JSON" in r.content.decode()
+
+
+def test_extend_with_both_days_and_months_and_full_width_codes_are_400(api, forget_subject):
+    """Regression (fresh-user trial): /extend/ with days and months applied both; a full-width
+    identity code was counted as a wrong try instead of being malformed input."""
+    from requests_app.models import RemovalTicket
+
+    tid = _ticket(api, forget_subject)
+    before = RemovalTicket.objects.get(public_id=tid)
+    r = api("owner").post(f"/api/v1/tickets/{tid}/verify-identity/", {"code": "０１２３４５"}, format="json")
+    assert r.status_code == 400 and "code" in r.json()
+    assert RemovalTicket.objects.get(public_id=tid).identity_attempts == before.identity_attempts
+    r = api("reviewer").post(f"/api/v1/tickets/{tid}/extend/", {"reason": "complex", "days": 5, "months": 1},
+                             format="json")
+    assert r.status_code == 400 and "not both" in json.dumps(r.json())
+    assert RemovalTicket.objects.get(public_id=tid).due_at == before.due_at
