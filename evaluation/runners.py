@@ -571,7 +571,8 @@ def plot_sustainability(results: dict[str, dict], path: Path) -> None:
         _errorbar(a1, xs, [s["metrics"]["knowmem_retain"] for s in steps], method)
         kind = steps[0]["privleak_reference"]["type"] if steps else "?"
         _errorbar(a2, xs, [s["metrics"]["privleak"] for s in steps], f"{method} (ref {kind})")
-    a1.set(xlabel="request", ylabel="KnowMem_r (ROUGE-L ×100)", title="Utility")
+    # utility axis from 0 (ROUGE-L ×100 runs 0–100): a few points' change must not look like a collapse
+    a1.set(xlabel="request", ylabel="KnowMem_r (ROUGE-L ×100)", title="Utility", ylim=(0, 100))
     a2.axhspan(-5, 5, color="green", alpha=0.1)
     a2.set(xlabel="request", ylabel="PrivLeak (%)", title="PrivLeak of latest forget set")
     from matplotlib.ticker import MaxNLocator
