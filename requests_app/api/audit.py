@@ -67,9 +67,12 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "json"])], responses={200: dict})
     @action(detail=False, methods=["get"])
     def export(self, request):
-        """The whole (filtered) trail as a download: ``?as=csv`` (default) or ``?as=json``."""
-        return audit_export_response(self.filter_queryset(self.get_queryset()),
-                                     as_json=request.query_params.get("as") == "json")
+        """The whole (filtered) trail as a download: ``?as=csv`` (default) or ``?as=json``; any other
+        format is a 400 (it silently gave CSV before: fresh-user trial)."""
+        fmt = request.query_params.get("as", "csv")
+        if fmt not in ("csv", "json"):
+            return Response({"detail": f"as must be 'csv' or 'json', got {fmt[:20]!r}"}, status=400)
+        return audit_export_response(self.filter_queryset(self.get_queryset()), as_json=fmt == "json")
 
     @extend_schema(request=dict, responses={200: dict})
     @action(detail=False, methods=["get", "post"])

@@ -142,3 +142,11 @@ def test_extend_with_both_days_and_months_and_full_width_codes_are_400(api, forg
                              format="json")
     assert r.status_code == 400 and "not both" in json.dumps(r.json())
     assert RemovalTicket.objects.get(public_id=tid).due_at == before.due_at
+
+
+def test_audit_export_in_an_unknown_format_is_400(api, forget_subject):
+    """Regression (fresh-user trial): ?as=xml silently answered CSV."""
+    _ticket(api, forget_subject)
+    assert api("auditor").get("/api/v1/audit-events/export/", {"as": "json"}).status_code == 200
+    r = api("auditor").get("/api/v1/audit-events/export/", {"as": "xml"})
+    assert r.status_code == 400 and "'csv' or 'json'" in r.json()["detail"]
