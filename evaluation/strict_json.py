@@ -16,6 +16,10 @@ with a reason naming the first offending token:
   numbers that overflow a double are refused too;
 - nesting deeper than ``max_depth``.
 
+With ``canonical_numbers=False`` (uploaded data such as corpus lines, where ``1.50`` is an ordinary
+number) only the number-form rule is dropped; everything else, including non-finite and over-long
+numbers, is still refused.
+
 No Django, no torch: importable on an auditor's machine with only ``cryptography``.
 """
 from __future__ import annotations
@@ -49,9 +53,7 @@ def _constant(name: str):
 
 
 def _float(token: str) -> float:
-    value = float(token)
-    if not math.isfinite(value):
-        raise StrictJSONError(f"number {token[:40]} does not fit a double")
+    value = _finite_float(token)
     if repr(value) != token:
         raise StrictJSONError(
             f"non-canonical number {token[:40]} (the canonical form of this value is {value!r})"
@@ -59,11 +61,22 @@ def _float(token: str) -> float:
     return value
 
 
-def _int(token: str) -> int:
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise StrictJSONError(f"number {token[:40]} does not fit a double")
+    return value
+
+
+def _any_int(token: str) -> int:
     try:
-        value = int(token)
+        return int(token)
     except ValueError as exc:  # more digits than Python converts (sys.get_int_max_str_digits)
         raise StrictJSONError(f"integer with {len(token)} digits is too long") from exc
+
+
+def _int(token: str) -> int:
+    value = _any_int(token)
     if str(value) != token:
         raise StrictJSONError(f"non-canonical number {token[:40]} (canonical form {value})")
     return value
@@ -80,8 +93,9 @@ def _depth(obj: Any, limit: int) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
-def strict_loads(data: bytes | bytearray | str, *, max_depth: int = 64) -> Any:
-    """Parse ``data`` (UTF-8 bytes or text) as strict JSON; see the module docstring.
+def strict_loads(data: bytes | bytearray | str, *, max_depth: int = 64, canonical_numbers: bool = True) -> Any:
+    """Parse ``data`` (UTF-8 bytes or text) as strict JSON; see the module docstring
+    (``canonical_numbers=False``: any finite number form is accepted).
 
     Returns the parsed value (dict, list, str, int, float, bool or None).
     Raises :class:`StrictJSONError` with a one-line ``reason`` for every refusal.
@@ -95,8 +109,9 @@ def strict_loads(data: bytes | bytearray | str, *, max_depth: int = 64) -> Any:
         raise StrictJSONError(f"expected JSON text, got {type(data).__name__}")
     try:
         value = json.loads(
-            data, object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float,
-            parse_int=_int,
+            data, object_pairs_hook=_pairs, parse_constant=_constant,
+            parse_float=_float if canonical_numbers else _finite_float,
+            parse_int=_int if canonical_numbers else _any_int,
         )
     except StrictJSONError:
         raise

@@ -16,7 +16,6 @@ its subjects and records in ONE transaction, so a failure leaves nothing half-re
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import uuid
@@ -157,49 +156,13 @@ def _text_field(obj: dict, key: str) -> str:
 LINE_MAX_DEPTH = 32
 
 
-def _unique_keys(pairs: list) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a number")
-
-
-def _int_token(token: str) -> int:
-    try:
-        return int(token)
-    except ValueError:  # more digits than Python converts
-        raise ValueError(f"an integer with {len(token)} digits is too long") from None
-
-
-def _too_deep(obj, limit: int) -> bool:
-    stack = [(obj, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((c, depth + 1) for c in (node.values() if isinstance(node, dict) else node))
-    return False
-
-
 def _line_json(line: str):
-    """Parse one corpus line: duplicate keys, NaN/Infinity, over-long integers and nesting deeper
-    than :data:`LINE_MAX_DEPTH` are refused (ValueError), never a 500."""
-    try:
-        obj = json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int_token)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg})") from exc
-    except RecursionError:
-        raise ValueError(f"nested deeper than {LINE_MAX_DEPTH} levels") from None
-    if _too_deep(obj, LINE_MAX_DEPTH):
-        raise ValueError(f"nested deeper than {LINE_MAX_DEPTH} levels")
-    return obj
+    """Parse one corpus line with the strict parser of signed documents (duplicate keys, NaN/Infinity,
+    over-long integers, nesting deeper than :data:`LINE_MAX_DEPTH` refused), any finite number form
+    allowed. Raises ValueError (``StrictJSONError``) with the reason — never a 500."""
+    from evaluation.strict_json import strict_loads
+
+    return strict_loads(line, max_depth=LINE_MAX_DEPTH, canonical_numbers=False)
 
 
 def corpus_parse_line(raw: bytes) -> dict | None:

@@ -234,3 +234,14 @@ def test_suppression_notice_is_titled_as_such(key):
     page = render_certificate_html(notice, verify_certificate(notice, {notice["key_id"]: PublishedKey.of(key)}))
     assert "<h1>Suppression notice (not an erasure certificate) c-9</h1>" in page
     assert "Not an erasure certificate." in page and "The weights still hold the data." in page
+
+
+def test_uploaded_data_mode_accepts_any_finite_number_form_and_keeps_the_other_rules():
+    import pytest
+
+    from evaluation.strict_json import StrictJSONError, strict_loads
+
+    assert strict_loads('{"f": [1.50, 1E5, -0]}', canonical_numbers=False) == {"f": [1.5, 100000.0, 0]}
+    for bad in ('{"a": 1, "a": 2}', '{"a": NaN}', '{"a": 1e999}', '{"a": ' + "9" * 5000 + "}"):
+        with pytest.raises(StrictJSONError):
+            strict_loads(bad, canonical_numbers=False)

@@ -70,9 +70,9 @@ def test_validation_report_counts_duplicates_subjects_and_digest(tmp_path, store
     ({"text": "Ada again", "subject_id": "s1", "subject_name": "Someone Else"}, "subject_id 's1' is named"),
     # fresh-user trial: these were a 500 (RecursionError), a raw Python message, or accepted silently
     ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than 32 levels"),
-    ('{"text": "a", "subject_id": ' + "9" * 5000 + "}", "an integer with 5000 digits is too long"),
+    ('{"text": "a", "subject_id": ' + "9" * 5000 + "}", "integer with 5000 digits is too long"),
     ('{"text": "a", "text": "b"}', "duplicate key 'text'"),
-    ('{"text": "a", "subject_id": NaN}', "NaN is not a number"),
+    ('{"text": "a", "subject_id": NaN}', "NaN is not a JSON number"),
     ({"text": "a\x00b"}, "'text' contains a NUL character"),
 ])
 def test_bad_line_is_reported_with_its_number(tmp_path, store, bad, message):
