@@ -127,3 +127,14 @@ class ClassifierMethod(Method):
                                 hyperparameters=hp, steps=sum(s.steps for s in stats),
                                 tokens=sum(s.tokens for s in stats), wall_seconds=time.perf_counter() - t0,
                                 changes_weights=True, details=details)
+
+
+class RetainFineTune(ClassifierMethod):
+    """Methods whose whole training is minimising mean CE over D_r on the shared loop (retrain from
+    the initialisation, ft from θ_o, dp2 from the DP base): they differ in the start and the budget."""
+
+    def train(self, ctx: ClassifierRun, model, forget: list, retain: list):
+        hp = ctx.hp
+        ctx.loop(model, retain, phase=self.name, epochs=hp["epochs"], lr=hp["lr"], batch_size=hp["batch_size"],
+                 weight_decay=hp["weight_decay"])
+        return model

@@ -8,10 +8,10 @@ stated by the certificate from the model's privacy ledger.
 """
 from __future__ import annotations
 
-from .base import ClassifierMethod
+from .base import RetainFineTune
 
 
-class ClassifierDP2(ClassifierMethod):
+class ClassifierDP2(RetainFineTune):
     name = "dp2"
     description = "fine-tune the subject-level DP base on the retain set (D_f never read)"
     defaults = {"epochs": 8, "lr": 3e-3, "batch_size": 32, "weight_decay": 0.0}
@@ -21,8 +21,6 @@ class ClassifierDP2(ClassifierMethod):
     needs_model_dir = False
 
     def train(self, ctx, model, forget, retain):
-        hp = ctx.hp
-        ctx.loop(model, retain, phase="dp2", epochs=hp["epochs"], lr=hp["lr"], batch_size=hp["batch_size"],
-                 weight_decay=hp["weight_decay"])
+        model = super().train(ctx, model, forget, retain)
         ctx.details["d_f_read"] = False
         return model

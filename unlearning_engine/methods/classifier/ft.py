@@ -4,16 +4,10 @@ forgotten" (Warnecke et al. 2023; as the FT baseline of Jia et al., NeurIPS 2023
 """
 from __future__ import annotations
 
-from .base import ClassifierMethod
+from .base import RetainFineTune
 
 
-class ClassifierFT(ClassifierMethod):
+class ClassifierFT(RetainFineTune):
     name = "ft"
     description = "fine-tune the original model on the retain set for a few epochs"
     defaults = {"epochs": 4, "lr": 2e-3, "batch_size": 32, "weight_decay": 0.0}
-
-    def train(self, ctx, model, forget, retain):
-        hp = ctx.hp
-        ctx.loop(model, retain, phase="ft", epochs=hp["epochs"], lr=hp["lr"], batch_size=hp["batch_size"],
-                 weight_decay=hp["weight_decay"])
-        return model

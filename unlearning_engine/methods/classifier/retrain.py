@@ -8,10 +8,10 @@ disjointness.
 from __future__ import annotations
 
 from ...families.classifier.train import DEFAULT_RECIPE
-from .base import ClassifierMethod
+from .base import RetainFineTune
 
 
-class ClassifierRetrain(ClassifierMethod):
+class ClassifierRetrain(RetainFineTune):
     name = "retrain"
     description = "exact: train the recipe from the seeded initialisation on the retain set only"
     defaults = dict(DEFAULT_RECIPE["image_classifier"])
@@ -19,9 +19,3 @@ class ClassifierRetrain(ClassifierMethod):
     start_from = "base_dir"
     needs_base_dir = True
     needs_model_dir = False
-
-    def train(self, ctx, model, forget, retain):
-        hp = ctx.hp
-        ctx.loop(model, retain, phase="retrain", epochs=hp["epochs"], lr=hp["lr"], batch_size=hp["batch_size"],
-                 weight_decay=hp["weight_decay"])
-        return model
